@@ -1,0 +1,58 @@
+#include "devices/bus.h"
+
+namespace kumo::devices {
+
+Status Bus::insert(uint64_t base, uint64_t len, std::shared_ptr<BusDevice> device) {
+  uint64_t end = 0;
+  if (len == 0 || __builtin_add_overflow(base, len, &end)) {
+    return invalid_input("bus range {:#x}+{:#x} is empty or wraps", base, len);
+  }
+  auto next = ranges_.lower_bound(base);
+  if (next != ranges_.end() && next->first < end) {
+    return invalid_input("bus range {:#x}+{:#x} overlaps {:#x}", base, len, next->first);
+  }
+  if (next != ranges_.begin()) {
+    auto prev = std::prev(next);
+    if (prev->first + prev->second.len > base) {
+      return invalid_input("bus range {:#x}+{:#x} overlaps {:#x}", base, len, prev->first);
+    }
+  }
+  ranges_.emplace(base, Range{len, std::move(device)});
+  return {};
+}
+
+BusDevice* Bus::find(uint64_t addr, uint64_t access_len, uint64_t* offset) const {
+  auto it = ranges_.upper_bound(addr);
+  if (it == ranges_.begin()) {
+    return nullptr;
+  }
+  --it;
+  const uint64_t off = addr - it->first;
+  if (off >= it->second.len || access_len > it->second.len - off) {
+    return nullptr;
+  }
+  *offset = off;
+  return it->second.device.get();
+}
+
+bool Bus::read(uint64_t addr, std::span<uint8_t> data) const {
+  uint64_t offset = 0;
+  BusDevice* device = find(addr, data.size(), &offset);
+  if (device == nullptr) {
+    return false;
+  }
+  device->read(offset, data);
+  return true;
+}
+
+bool Bus::write(uint64_t addr, std::span<const uint8_t> data) const {
+  uint64_t offset = 0;
+  BusDevice* device = find(addr, data.size(), &offset);
+  if (device == nullptr) {
+    return false;
+  }
+  device->write(offset, data);
+  return true;
+}
+
+}  // namespace kumo::devices

@@ -1,0 +1,44 @@
+#pragma once
+// Bus: maps address ranges (port I/O or MMIO) to devices. vCPU threads dispatch exits here.
+//
+// Devices are registered before vCPUs start; lookups afterwards are lock-free reads of an
+// immutable map. Each BusDevice synchronizes its own state (it may be called from several
+// vCPU threads at once). The offset passed to a device is relative to its range base.
+// Access widths and offsets come from the guest: devices must handle any width 1..8 and
+// any offset inside their range.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+
+#include "base/result.h"
+
+namespace kumo::devices {
+
+class BusDevice {
+ public:
+  virtual ~BusDevice() = default;
+  virtual void read(uint64_t offset, std::span<uint8_t> data) = 0;
+  virtual void write(uint64_t offset, std::span<const uint8_t> data) = 0;
+};
+
+class Bus final {
+ public:
+  // Fails if [base, base+len) overlaps an existing range or wraps.
+  [[nodiscard]] Status insert(uint64_t base, uint64_t len, std::shared_ptr<BusDevice> device);
+  // Returns false when nothing is mapped at addr (the caller decides: reads return all-ones).
+  bool read(uint64_t addr, std::span<uint8_t> data) const;
+  bool write(uint64_t addr, std::span<const uint8_t> data) const;
+
+ private:
+  struct Range {
+    uint64_t len;
+    std::shared_ptr<BusDevice> device;
+  };
+  // Returns the device and the offset of addr inside it, or nullptr.
+  BusDevice* find(uint64_t addr, uint64_t access_len, uint64_t* offset) const;
+  std::map<uint64_t, Range> ranges_;  // keyed by base
+};
+
+}  // namespace kumo::devices

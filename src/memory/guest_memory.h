@@ -1,0 +1,93 @@
+#pragma once
+// GuestMemory: the guest's RAM as memfd-backed regions, reached only through checked accesses.
+//
+// Every address and length given to these functions may be guest-controlled: they check
+// overflow and bounds and return an error (kGuest) instead of touching host memory outside
+// guest RAM. Accesses never span two regions.
+//
+// Thread-safety: the mappings are fixed after create(), so concurrent reads and writes from
+// vCPU and device threads are safe as far as the host is concerned (the guest sees races it
+// made itself). The object is move-only; moving it does not move the mappings, so host
+// pointers handed to KVM stay valid for the object's lifetime.
+
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "memory/guest_address.h"
+
+namespace kumo::memory {
+
+struct RegionSpec {
+  GuestAddress start;
+  uint64_t size_bytes = 0;
+};
+
+class GuestRegion final {
+ public:
+  GuestRegion(GuestAddress start, uint64_t size_bytes, UniqueFd memfd, uint8_t* host);
+  GuestRegion(GuestRegion&& other) noexcept;
+  GuestRegion& operator=(GuestRegion&&) = delete;
+  GuestRegion(const GuestRegion&) = delete;
+  GuestRegion& operator=(const GuestRegion&) = delete;
+  ~GuestRegion();
+
+  [[nodiscard]] GuestAddress start() const { return start_; }
+  [[nodiscard]] uint64_t size_bytes() const { return size_bytes_; }
+  [[nodiscard]] uint64_t end_raw() const { return start_.raw() + size_bytes_; }
+  [[nodiscard]] uint8_t* host_base() const { return host_; }
+  // The memfd behind this region (for snapshots and migration; offset 0 is `start`).
+  [[nodiscard]] int memfd() const { return memfd_.get(); }
+
+ private:
+  GuestAddress start_;
+  uint64_t size_bytes_;
+  UniqueFd memfd_;
+  uint8_t* host_;
+};
+
+class GuestMemory final {
+ public:
+  // Regions must be page-aligned, non-empty, sorted and non-overlapping.
+  [[nodiscard]] static Result<GuestMemory> create(const std::vector<RegionSpec>& specs);
+
+  GuestMemory(GuestMemory&&) noexcept = default;
+  GuestMemory& operator=(GuestMemory&&) noexcept = default;
+
+  [[nodiscard]] const std::vector<GuestRegion>& regions() const { return regions_; }
+  [[nodiscard]] uint64_t total_bytes() const;
+
+  [[nodiscard]] Status read(GuestAddress gpa, std::span<uint8_t> out) const;
+  [[nodiscard]] Status write(GuestAddress gpa, std::span<const uint8_t> in) const;
+  [[nodiscard]] Status fill(GuestAddress gpa, uint8_t value, uint64_t len) const;
+
+  template <typename T>
+  [[nodiscard]] Result<T> read_obj(GuestAddress gpa) const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    T value;
+    KUMO_TRY(read(gpa, std::span(reinterpret_cast<uint8_t*>(&value), sizeof(T))));
+    return value;
+  }
+  template <typename T>
+  [[nodiscard]] Status write_obj(GuestAddress gpa, const T& value) const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    return write(gpa, std::span(reinterpret_cast<const uint8_t*>(&value), sizeof(T)));
+  }
+
+  // The one escape hatch to a raw host view of guest RAM (for zero-copy I/O vectors).
+  // SAFETY: the span is valid while this GuestMemory lives; the guest may change the bytes
+  // at any time, so callers must copy before validating anything they read through it.
+  [[nodiscard]] Result<std::span<uint8_t>> host_span(GuestAddress gpa, uint64_t len) const;
+
+  [[nodiscard]] bool contains(GuestAddress gpa, uint64_t len) const;
+
+ private:
+  explicit GuestMemory(std::vector<GuestRegion> regions) : regions_(std::move(regions)) {}
+  std::vector<GuestRegion> regions_;
+};
+
+}  // namespace kumo::memory
