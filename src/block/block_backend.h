@@ -27,7 +27,7 @@ struct IoRequest {
   uint64_t offset_bytes = 0;
   // Read/write data; the iovecs and the memory they point at must stay valid until the
   // completion for `cookie` has been reaped.
-  std::span<const iovec> iov;
+  std::span<const iovec> iov{};
   uint64_t len_bytes = 0;  // for discard and write-zeroes
   uint64_t cookie = 0;     // returned unchanged in the completion
 };

@@ -1,0 +1,135 @@
+#include "block/io_uring_engine.h"
+
+#include <linux/falloc.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace kumo::block {
+
+Result<std::unique_ptr<IoUringEngine>> IoUringEngine::create(int fd, size_t capacity) {
+  UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!efd) {
+    return host_error("eventfd");
+  }
+  std::unique_ptr<IoUringEngine> e(new IoUringEngine(fd, capacity, std::move(efd)));
+  const int rc = io_uring_queue_init(static_cast<unsigned>(capacity), &e->ring_, 0);
+  if (rc < 0) {
+    return host_error_errno(-rc, "io_uring_queue_init({})", capacity);
+  }
+  e->ring_ready_ = true;
+  const int rrc = io_uring_register_eventfd(&e->ring_, e->event_fd_.get());
+  if (rrc < 0) {
+    return host_error_errno(-rrc, "io_uring_register_eventfd");
+  }
+  return e;
+}
+
+IoUringEngine::~IoUringEngine() {
+  if (ring_ready_) {
+    drain();
+    io_uring_queue_exit(&ring_);
+  }
+}
+
+Status IoUringEngine::submit(const EngineRequest& r) {
+  if (in_flight_ >= capacity_) {
+    return host_error_errno(EAGAIN, "io_uring engine: {} requests in flight", in_flight_);
+  }
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) {
+    return host_error_errno(EAGAIN, "io_uring engine: submission queue full");
+  }
+  switch (r.op) {
+    case IoOp::kRead:
+      io_uring_prep_readv(sqe, fd_, r.iov, static_cast<unsigned>(r.iov_count), r.offset_bytes);
+      break;
+    case IoOp::kWrite:
+      io_uring_prep_writev(sqe, fd_, r.iov, static_cast<unsigned>(r.iov_count), r.offset_bytes);
+      break;
+    case IoOp::kFlush:
+      io_uring_prep_fsync(sqe, fd_, IORING_FSYNC_DATASYNC);
+      break;
+    case IoOp::kDiscard:
+      io_uring_prep_fallocate(sqe, fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                              static_cast<off_t>(r.offset_bytes),
+                              static_cast<off_t>(r.len_bytes));
+      break;
+    case IoOp::kWriteZeroes:
+      io_uring_prep_fallocate(sqe, fd_, FALLOC_FL_ZERO_RANGE, static_cast<off_t>(r.offset_bytes),
+                              static_cast<off_t>(r.len_bytes));
+      break;
+  }
+  io_uring_sqe_set_data64(sqe, r.cookie);
+  const int rc = io_uring_submit(&ring_);
+  if (rc < 0) {
+    return host_error_errno(-rc, "io_uring_submit");
+  }
+  ++in_flight_;
+  if (r.op == IoOp::kDiscard || r.op == IoOp::kWriteZeroes) {
+    fallocate_len_.emplace(r.cookie, r.len_bytes);
+  }
+  return {};
+}
+
+void IoUringEngine::post(uint64_t cookie, int64_t result) {
+  done_.push_back(IoCompletion{cookie, result});
+  const uint64_t one = 1;
+  [[maybe_unused]] const ssize_t n = ::write(event_fd_.get(), &one, sizeof(one));
+}
+
+bool IoUringEngine::harvest(bool wait) {
+  io_uring_cqe* cqe = nullptr;
+  while (in_flight_ > 0) {
+    const int rc = wait ? io_uring_wait_cqe(&ring_, &cqe) : io_uring_peek_cqe(&ring_, &cqe);
+    if (rc == -EINTR) {
+      continue;
+    }
+    if (rc < 0 || cqe == nullptr) {
+      return !wait;
+    }
+    const uint64_t cookie = io_uring_cqe_get_data64(cqe);
+    int64_t result = cqe->res;
+    io_uring_cqe_seen(&ring_, cqe);
+    --in_flight_;
+    if (!fallocate_len_.empty()) {
+      auto it = fallocate_len_.find(cookie);
+      if (it != fallocate_len_.end()) {
+        if (result == 0) {
+          result = static_cast<int64_t>(it->second);
+        }
+        fallocate_len_.erase(it);
+      }
+    }
+    done_.push_back(IoCompletion{cookie, result});
+    wait = false;
+  }
+  return true;
+}
+
+size_t IoUringEngine::reap(std::span<IoCompletion> out) {
+  uint64_t counter = 0;
+  [[maybe_unused]] const ssize_t n = ::read(event_fd_.get(), &counter, sizeof(counter));
+  harvest(false);
+  size_t got = 0;
+  while (got < out.size() && !done_.empty()) {
+    out[got++] = done_.front();
+    done_.pop_front();
+  }
+  if (!done_.empty()) {
+    const uint64_t one = 1;
+    [[maybe_unused]] const ssize_t w = ::write(event_fd_.get(), &one, sizeof(one));
+  }
+  return got;
+}
+
+void IoUringEngine::drain() {
+  while (in_flight_ > 0) {
+    if (!harvest(true)) {
+      return;
+    }
+  }
+}
+
+}  // namespace kumo::block

@@ -1,0 +1,54 @@
+#pragma once
+// Helpers shared by the block tests: scratch directories and async drivers.
+
+#include <poll.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "block/block_backend.h"
+
+namespace kumo::block::testing {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string templ = std::string(base != nullptr ? base : "/tmp") + "/kumo-block-XXXXXX";
+    std::vector<char> buf(templ.begin(), templ.end());
+    buf.push_back('\0');
+    path_ = ::mkdtemp(buf.data());
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  [[nodiscard]] std::string file(const std::string& name) const { return path_ + "/" + name; }
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Waits for and reaps completions until `count` have arrived; returns them.
+inline std::vector<IoCompletion> wait_completions(BlockBackend& b, size_t count) {
+  std::vector<IoCompletion> all;
+  IoCompletion buf[16];
+  while (all.size() < count) {
+    pollfd p{b.completion_fd(), POLLIN, 0};
+    if (::poll(&p, 1, 5000) <= 0) {
+      break;
+    }
+    const size_t n = b.reap(buf);
+    all.insert(all.end(), buf, buf + n);
+  }
+  return all;
+}
+
+}  // namespace kumo::block::testing
