@@ -1,12 +1,113 @@
-#include <cstdio>
+// kumo run: boot one virtual machine in this process (the VMM).
 
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "base/size_parse.h"
 #include "cli/verbs.h"
+#include "vmm/vm.h"
 
 namespace kumo::cli {
+namespace {
 
-int run_main(int /*argc*/, char** /*argv*/) {
-  std::fprintf(stderr, "kumo run: not implemented yet\n");
-  return 1;
+Result<vmm::ConsoleConfig> parse_console(const std::string& spec) {
+  vmm::ConsoleConfig c;
+  if (spec == "stdio") {
+    c.kind = vmm::ConsoleConfig::Kind::kStdio;
+  } else if (spec == "none") {
+    c.kind = vmm::ConsoleConfig::Kind::kNone;
+  } else if (spec.starts_with("file:") && spec.size() > 5) {
+    c.kind = vmm::ConsoleConfig::Kind::kFile;
+    c.path = spec.substr(5);
+  } else if (spec.starts_with("socket:") && spec.size() > 7) {
+    c.kind = vmm::ConsoleConfig::Kind::kSocket;
+    c.path = spec.substr(7);
+  } else {
+    return invalid_input("--console '{}' is not stdio, none, file:PATH or socket:PATH", spec);
+  }
+  return c;
+}
+
+int report(const Error& e) {
+  fmt::print(stderr, "kumo run: {}\n", e.to_string());
+  return e.kind == ErrorKind::kInvalidInput ? vmm::kExitStatusMisuse : vmm::kExitStatusVmFailure;
+}
+
+}  // namespace
+
+int run_main(int argc, char** argv) {
+  const auto process_start = std::chrono::steady_clock::now();
+  CLI::App app{"Boot a virtual machine in this process. The guest's serial console is on "
+               "stdio by default (on a terminal, Ctrl-A x quits). Exit status: the value the "
+               "guest writes to the debug-exit port 0xf4; 0 on guest power-off; 1 if the VM "
+               "fails (triple fault, emulation failure); 2 for invalid options or images; "
+               "128+N when stopped by signal N.",
+               "kumo run"};
+  vmm::VmConfig config;
+  std::string memory = "128M";
+  std::string console = "stdio";
+  std::string on_reboot = "exit";
+  std::string initrd;
+  app.add_option("--kernel", config.kernel_path,
+                 "guest kernel: PVH ELF (vmlinux, the test guest) or bzImage")
+      ->required();
+  app.add_option("--initrd", initrd, "initial ramdisk loaded for the kernel");
+  app.add_option("--cmdline", config.cmdline, "kernel command line");
+  app.add_option("--memory", memory, "guest RAM, e.g. 128M, 2G (default 128M)");
+  app.add_option("--cpus", config.vcpus, "number of vCPUs (default 1)");
+  app.add_option("--console", console, "stdio | file:PATH | socket:PATH | none (default stdio)");
+  app.add_option("--on-reboot", on_reboot, "what a guest reboot does: restart | exit (default exit)")
+      ->check(CLI::IsMember({"restart", "exit"}));
+  app.add_flag("!--no-boot-time", config.log_boot_time,
+               "do not log the boot-timer port (0x440) on stderr");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::fputs(app.help().c_str(), stdout);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "kumo run: {}\n", e.what());
+    return vmm::kExitStatusMisuse;
+  }
+
+  auto memory_bytes = parse_size_bytes(memory);
+  if (!memory_bytes) {
+    return report(memory_bytes.error().with_context("--memory"));
+  }
+  config.memory_bytes = *memory_bytes;
+  if (!initrd.empty()) {
+    config.initrd_path = initrd;
+  }
+  auto console_config = parse_console(console);
+  if (!console_config) {
+    return report(console_config.error());
+  }
+  config.console = *console_config;
+  config.on_reboot = on_reboot == "restart" ? vmm::OnReboot::kRestart : vmm::OnReboot::kExit;
+
+  while (true) {
+    auto vm = vmm::Vm::create(config, process_start);
+    if (!vm) {
+      return report(vm.error());
+    }
+    auto exit = (*vm)->run();
+    if (!exit) {
+      return report(exit.error());
+    }
+    if (exit->kind == vmm::VmExit::Kind::kReset && config.on_reboot == vmm::OnReboot::kRestart) {
+      fmt::print(stderr, "kumo: {}; restarting\n", exit->detail);
+      continue;
+    }
+    if (exit->kind != vmm::VmExit::Kind::kGuestExit) {
+      fmt::print(stderr, "kumo: {}\n", exit->detail);
+    }
+    return exit->status;
+  }
 }
 
 }  // namespace kumo::cli

@@ -20,12 +20,6 @@ constexpr uint32_t kMsrKernelGsBase = 0xc0000102;
 constexpr uint64_t kMiscEnableFastStrings = 1;
 constexpr uint64_t kMtrrEnableWriteBackDefault = (1u << 11) | 6;
 
-constexpr uint64_t kCr0Pe = 1;
-constexpr uint64_t kCr0Et = 1u << 4;
-constexpr uint64_t kCr0Pg = 1ull << 31;
-constexpr uint64_t kCr4Pae = 1u << 5;
-constexpr uint64_t kEferLme = 1u << 8;
-constexpr uint64_t kEferLma = 1u << 10;
 
 // LAPIC register offsets and LVT delivery modes (Intel SDM vol. 3 §11.5.1).
 constexpr size_t kApicLvtLint0 = 0x350;
@@ -40,21 +34,6 @@ uint32_t get_apic_reg(const kvm_lapic_state& s, size_t offset) {
 }
 void set_apic_reg(kvm_lapic_state& s, size_t offset, uint32_t v) {
   std::copy_n(reinterpret_cast<const uint8_t*>(&v), 4, reinterpret_cast<uint8_t*>(s.regs) + offset);
-}
-
-kvm_segment flat_segment(uint16_t selector, uint8_t type, bool long_mode) {
-  kvm_segment s{};
-  s.base = 0;
-  s.limit = 0xffffffff;
-  s.selector = selector;
-  s.type = type;
-  s.present = 1;
-  s.dpl = 0;
-  s.db = long_mode && (type & 8) ? 0 : 1;
-  s.s = 1;
-  s.l = long_mode && (type & 8) ? 1 : 0;
-  s.g = 1;
-  return s;
 }
 
 }  // namespace
@@ -89,41 +68,6 @@ Status configure_vcpu(const kvm::VcpuFd& vcpu, std::span<const kvm_cpuid_entry2>
   set_apic_reg(lapic, kApicLvtLint0, (get_apic_reg(lapic, kApicLvtLint0) & ~0x700u) | kDeliveryExtInt);
   set_apic_reg(lapic, kApicLvtLint1, (get_apic_reg(lapic, kApicLvtLint1) & ~0x700u) | kDeliveryNmi);
   KUMO_TRY(vcpu.set_lapic(lapic));
-  return {};
-}
-
-Status set_entry_registers(const kvm::VcpuFd& vcpu, const EntryState& entry) {
-  kvm_sregs sregs = KUMO_TRY(vcpu.get_sregs());
-  const bool long_mode = entry.mode == EntryState::Mode::kLong64;
-  sregs.cs = flat_segment(long_mode ? 0x10 : 0x08, 0xb, long_mode);
-  const kvm_segment data = flat_segment(long_mode ? 0x18 : 0x10, 0x3, long_mode);
-  sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data;
-  sregs.tr = kvm_segment{};
-  sregs.tr.limit = 0x67;
-  sregs.tr.type = 0xb;  // 32/64-bit busy TSS
-  sregs.tr.present = 1;
-  sregs.tr.selector = long_mode ? 0x20 : 0x18;
-  if (long_mode) {
-    sregs.gdt.base = entry.gdt_gpa;
-    sregs.gdt.limit = entry.gdt_limit;
-    sregs.cr3 = entry.cr3;
-    sregs.cr4 = kCr4Pae;
-    sregs.cr0 = kCr0Pe | kCr0Et | kCr0Pg;
-    sregs.efer = kEferLme | kEferLma;
-  } else {
-    // PVH boot ABI: protected mode, paging off, flat 4 GiB segments.
-    sregs.cr0 = kCr0Pe | kCr0Et;
-    sregs.cr4 = 0;
-    sregs.efer = 0;
-  }
-  KUMO_TRY(vcpu.set_sregs(sregs));
-
-  kvm_regs regs{};
-  regs.rflags = 2;  // reserved bit 1
-  regs.rip = entry.rip;
-  regs.rbx = entry.rbx;
-  regs.rsi = entry.rsi;
-  KUMO_TRY(vcpu.set_regs(regs));
   return {};
 }
 

@@ -1,0 +1,205 @@
+#include "vmm/vm.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "arch/x86_64/vcpu/cpuid.h"
+#include "arch/x86_64/vcpu/vcpu_setup.h"
+#include "devices/legacy/boot_timer.h"
+#include "devices/legacy/debug_exit.h"
+#include "devices/legacy/i8042.h"
+#include "vmm/boot.h"
+#include "vmm/kvm_irq_line.h"
+
+namespace kumo::vmm {
+namespace {
+
+// KVM needs three pages for the real-mode TSS and one for the identity map (VMX) just below
+// the 4 GiB boundary, inside the MMIO hole and clear of the IOAPIC/LAPIC.
+constexpr uint64_t kTssGpa = 0xfffb'd000;
+constexpr uint64_t kIdentityMapGpa = 0xfffb'c000;
+
+}  // namespace
+
+Vm::Vm(kvm::KvmSystem kvm, kvm::VmFd vm, memory::GuestMemory memory)
+    : kvm_(std::move(kvm)), vm_(std::move(vm)), memory_(std::move(memory)) {}
+
+Vm::~Vm() { stop_vcpus(); }
+
+Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config,
+                                       std::chrono::steady_clock::time_point process_start) {
+  auto kvm = KUMO_TRY(kvm::KvmSystem::open());
+  const int max_vcpus = kvm.max_vcpus();
+  if (config.vcpus == 0 || config.vcpus > static_cast<uint32_t>(max_vcpus)) {
+    return invalid_input("--cpus {} is out of range: KVM on this host allows 1 to {}",
+                         config.vcpus, max_vcpus);
+  }
+  auto regions = KUMO_TRY(guest_ram_regions(config.memory_bytes));
+  auto memory = KUMO_TRY(memory::GuestMemory::create(regions));
+  auto vm_fd = KUMO_TRY(kvm.create_vm());
+  std::unique_ptr<Vm> vm(new Vm(std::move(kvm), std::move(vm_fd), std::move(memory)));
+  vm->exit_event_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!vm->exit_event_) {
+    return host_error("eventfd for VM events");
+  }
+  KUMO_TRY(vm->setup_platform());
+  KUMO_TRY(vm->setup_devices(config, process_start));
+  KUMO_TRY(vm->load_and_create_vcpus(config));
+  return vm;
+}
+
+Status Vm::setup_platform() {
+  KUMO_TRY(vm_.set_tss_addr(kTssGpa));
+  KUMO_TRY(vm_.set_identity_map_addr(kIdentityMapGpa));
+  KUMO_TRY(vm_.create_irqchip());
+  KUMO_TRY(vm_.create_pit2());
+  uint32_t slot = 0;
+  for (const memory::GuestRegion& r : memory_.regions()) {
+    KUMO_TRY(vm_.set_user_memory_region(slot++, r.start().raw(), r.size_bytes(), r.host_base()));
+  }
+  return {};
+}
+
+Status Vm::setup_devices(const VmConfig& config,
+                         std::chrono::steady_clock::time_point process_start) {
+  console_ = KUMO_TRY(Console::open(config.console));
+  Console* console = console_.get();
+  serial_ = std::make_shared<devices::Serial>(
+      [console](std::span<const uint8_t> bytes) { console->write(bytes); },
+      std::make_shared<KvmIrqLine>(vm_, devices::Serial::kCom1Irq));
+  KUMO_TRY(pio_bus_.insert(devices::Serial::kCom1Port, 8, serial_));
+  KUMO_TRY(pio_bus_.insert(
+      devices::I8042::kDataPort, devices::I8042::kRangeBytes,
+      std::make_shared<devices::I8042>([this] {
+        request_exit(VmExit{VmExit::Kind::kReset, 0, "guest requested a reset (i8042)"});
+      })));
+  KUMO_TRY(pio_bus_.insert(devices::DebugExit::kPort, devices::DebugExit::kRangeBytes,
+                           std::make_shared<devices::DebugExit>([this](uint8_t code) {
+                             request_exit(VmExit{VmExit::Kind::kGuestExit, code,
+                                                 fmt::format("guest exit code {}", code)});
+                           })));
+  const bool log_boot = config.log_boot_time;
+  KUMO_TRY(pio_bus_.insert(
+      devices::BootTimer::kPort, devices::BootTimer::kRangeBytes,
+      std::make_shared<devices::BootTimer>(process_start, [log_boot](const devices::BootTime& t) {
+        if (log_boot) {
+          fmt::print(stderr, "kumo: boot-timer marker {:#04x}: {} us since start, {} us CPU\n",
+                     t.marker, t.wall_us, t.process_cpu_us);
+        }
+      })));
+  pci_root_ = std::make_shared<devices::pci::PciRoot>();
+  KUMO_TRY(pio_bus_.insert(devices::pci::kConfigIoBase, devices::pci::kConfigIoLen, pci_root_));
+  return {};
+}
+
+Status Vm::load_and_create_vcpus(const VmConfig& config) {
+  const BootPlan plan = KUMO_TRY(load_guest(memory_, config));
+  const auto supported_cpuid = KUMO_TRY(kvm_.supported_cpuid());
+  const auto msr_list = KUMO_TRY(kvm_.msr_index_list());
+  const auto host = arch::x86_64::probe_host_cpu();
+  VcpuRunner::install_kick_handler();
+  for (uint32_t i = 0; i < config.vcpus; ++i) {
+    auto vcpu = KUMO_TRY(vm_.create_vcpu(i));
+    const auto cpuid = arch::x86_64::build_guest_cpuid(supported_cpuid, host, i, config.vcpus);
+    KUMO_TRY(arch::x86_64::configure_vcpu(vcpu, cpuid, msr_list));
+    if (i == 0) {
+      KUMO_TRY(apply_boot_entry(vcpu, plan));
+    }
+    vcpus_.push_back(std::make_unique<VcpuRunner>(
+        std::move(vcpu), i, pio_bus_, mmio_bus_, [this](VmExit e) { request_exit(std::move(e)); }));
+  }
+  return {};
+}
+
+void Vm::request_exit(VmExit exit) {
+  {
+    std::lock_guard lock(exit_mutex_);
+    if (!exit_) {
+      exit_ = std::move(exit);
+    }
+  }
+  const uint64_t one = 1;
+  (void)::write(exit_event_.get(), &one, sizeof(one));
+}
+
+void Vm::stop_vcpus() {
+  for (auto& v : vcpus_) {
+    v->request_stop();
+  }
+  for (auto& v : vcpus_) {
+    v->join();
+  }
+}
+
+Result<VmExit> Vm::run() {
+  // SIGINT/SIGTERM arrive through a signalfd on this thread; every thread inherits the mask,
+  // and each vCPU thread unblocks only its kick signal.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGHUP);
+  sigaddset(&mask, VcpuRunner::kick_signal());
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
+  UniqueFd signal_fd(::signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signal_fd) {
+    return host_error("signalfd");
+  }
+
+  for (auto& v : vcpus_) {
+    v->start();
+  }
+
+  while (true) {
+    std::vector<pollfd> fds = {{exit_event_.get(), POLLIN, 0}, {signal_fd.get(), POLLIN, 0}};
+    for (int fd : console_->poll_fds()) {
+      fds.push_back({fd, POLLIN, 0});
+    }
+    const int n = ::poll(fds.data(), fds.size(), -1);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      stop_vcpus();
+      return host_error("poll in the VM control loop");
+    }
+    if (fds[1].revents & POLLIN) {
+      signalfd_siginfo info{};
+      if (::read(signal_fd.get(), &info, sizeof(info)) == sizeof(info)) {
+        const int signo = static_cast<int>(info.ssi_signo);
+        request_exit(VmExit{VmExit::Kind::kSignal, 128 + signo,
+                            fmt::format("stopped by SIG{}", sigabbrev_np(signo))});
+      }
+    }
+    for (size_t i = 2; i < fds.size(); ++i) {
+      if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+        Console::InputResult input = console_->on_readable(fds[i].fd);
+        if (input.quit) {
+          request_exit(VmExit{VmExit::Kind::kSignal, 0, "console escape (Ctrl-A x)"});
+        }
+        if (!input.to_guest.empty()) {
+          serial_->enqueue_input(input.to_guest);
+        }
+      }
+    }
+    std::lock_guard lock(exit_mutex_);
+    if (exit_) {
+      break;
+    }
+  }
+  stop_vcpus();
+  std::lock_guard lock(exit_mutex_);
+  return *exit_;
+}
+
+}  // namespace kumo::vmm

@@ -1,0 +1,30 @@
+#pragma once
+// VmConfig: everything `kumo run` was asked for, validated by the CLI before Vm::create().
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace kumo::vmm {
+
+struct ConsoleConfig {
+  enum class Kind { kStdio, kFile, kSocket, kNone };
+  Kind kind = Kind::kStdio;
+  std::string path;  // kFile: output file; kSocket: unix socket path kumo listens on
+};
+
+enum class OnReboot { kRestart, kExit };
+
+struct VmConfig {
+  std::string kernel_path;
+  std::optional<std::string> initrd_path;
+  std::string cmdline;
+  uint64_t memory_bytes = 128ull << 20;
+  uint32_t vcpus = 1;
+  ConsoleConfig console;
+  OnReboot on_reboot = OnReboot::kExit;
+  // Print the boot-timer line (guest wrote port 0x440) on stderr.
+  bool log_boot_time = true;
+};
+
+}  // namespace kumo::vmm

@@ -1,0 +1,217 @@
+// End-to-end tests of `kumo run`: bad input (exit 2, one clear line) and VM lifecycle.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "process.h"
+#include "tiny_elf.h"
+
+namespace kumo::test {
+namespace {
+
+const std::string kKumo = KUMO_BINARY;
+const std::string kTestGuest = KUMO_TEST_GUEST;
+
+bool have_kvm() { return ::access("/dev/kvm", R_OK | W_OK) == 0; }
+
+class KumoRun : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("kumo-e2e-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string tiny(const std::vector<uint8_t>& code) {
+    return write_tiny_pvh_elf(path("tiny.elf"), code);
+  }
+  ProcessResult kumo(std::vector<std::string> args, int timeout_ms = 20000,
+                     int signal_after_ms = -1, int signal = 0) {
+    args.insert(args.begin(), {kKumo, "run"});
+    return run_process(args, timeout_ms, signal_after_ms, signal);
+  }
+  std::filesystem::path dir_;
+};
+
+// One line on stderr, naming the problem; exit status 2.
+void expect_misuse(const ProcessResult& r, const std::string& needle) {
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST_F(KumoRun, HelpExitsZero) {
+  auto r = run_process({kKumo, "run", "--help"});
+  EXPECT_EQ(r.exit_status, 0);
+  EXPECT_NE(r.out.find("--kernel"), std::string::npos);
+}
+
+TEST_F(KumoRun, UnknownVerbIsMisuse) { expect_misuse(run_process({kKumo, "frobnicate"}), "unknown verb"); }
+TEST_F(KumoRun, UnknownOptionIsMisuse) { expect_misuse(kumo({"--kernel", "x", "--bogus"}), "--bogus"); }
+TEST_F(KumoRun, MissingKernelOptionIsMisuse) { expect_misuse(kumo({}), "--kernel"); }
+
+TEST_F(KumoRun, MissingKernelFileIsMisuse) {
+  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  expect_misuse(kumo({"--kernel", path("nope")}), path("nope"));
+}
+
+TEST_F(KumoRun, DirectoryAsKernelIsMisuse) {
+  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  expect_misuse(kumo({"--kernel", dir_.string()}), dir_.string());
+}
+
+TEST_F(KumoRun, WrongMagicIsMisuse) {
+  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  std::ofstream(path("junk")) << std::string(8192, 'j');
+  auto r = kumo({"--kernel", path("junk")});
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+  EXPECT_NE(r.err.find("junk"), std::string::npos) << r.err;
+}
+
+TEST_F(KumoRun, MalformedMemoryIsMisuse) {
+  expect_misuse(kumo({"--kernel", "k", "--memory", "12Q"}), "--memory");
+  expect_misuse(kumo({"--kernel", "k", "--memory", "-5M"}), "--memory");
+}
+
+TEST_F(KumoRun, MemoryTooSmallIsMisuse) {
+  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  expect_misuse(kumo({"--kernel", tiny({0xeb, 0xfe}), "--memory", "1M"}), "--memory");
+}
+
+TEST_F(KumoRun, MemoryLargerThanHostIsMisuse) {
+  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  expect_misuse(kumo({"--kernel", tiny({0xeb, 0xfe}), "--memory", "900T"}), "--memory");
+}
+
+TEST_F(KumoRun, TooManyCpusIsMisuse) {
+  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  expect_misuse(kumo({"--kernel", tiny({0xeb, 0xfe}), "--cpus", "100000"}), "--cpus");
+  expect_misuse(kumo({"--kernel", tiny({0xeb, 0xfe}), "--cpus", "0"}), "--cpus");
+  expect_misuse(kumo({"--kernel", "k", "--cpus", "two"}), "--cpus");
+}
+
+TEST_F(KumoRun, BadConsoleIsMisuse) {
+  expect_misuse(kumo({"--kernel", "k", "--console", "tty"}), "--console");
+}
+
+TEST_F(KumoRun, DebugExitValueBecomesExitStatus) {
+  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  // mov dx,0x3f8; mov al,'K'; out dx,al; mov al,42; out 0xf4,al; jmp $
+  auto r = kumo({"--kernel", tiny({0x66, 0xba, 0xf8, 0x03, 0xb0, 'K', 0xee, 0xb0, 42, 0xe6, 0xf4,
+                                   0xeb, 0xfe})});
+  EXPECT_EQ(r.exit_status, 42) << r.err;
+  EXPECT_EQ(r.out, "K");
+}
+
+TEST_F(KumoRun, TripleFaultStopsWithRegisterDump) {
+  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  auto r = kumo({"--kernel", tiny({0x0f, 0x0b})});  // ud2 with no IDT
+  EXPECT_EQ(r.exit_status, 1) << r.err;
+  EXPECT_NE(r.err.find("rip="), std::string::npos) << r.err;
+}
+
+TEST_F(KumoRun, RebootRequestExitsWithOnRebootExit) {
+  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  // mov al,0xfe; out 0x64,al; jmp $
+  auto r = kumo({"--kernel", tiny({0xb0, 0xfe, 0xe6, 0x64, 0xeb, 0xfe}), "--on-reboot", "exit"});
+  EXPECT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_NE(r.err.find("reset"), std::string::npos) << r.err;
+}
+
+TEST_F(KumoRun, RebootRequestRestartsWithOnRebootRestart) {
+  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  // mov dx,0x3f8; mov al,'B'; out dx,al; mov al,0xfe; out 0x64,al; cli; hlt; jmp .-1
+  auto r = kumo({"--kernel", tiny({0x66, 0xba, 0xf8, 0x03, 0xb0, 'B', 0xee, 0xb0, 0xfe, 0xe6,
+                                   0x64, 0xfa, 0xf4, 0xeb, 0xfd}),
+                 "--on-reboot", "restart"},
+                20000, 1500, SIGTERM);
+  EXPECT_EQ(r.exit_status, 128 + SIGTERM) << r.err;
+  EXPECT_GE(std::count(r.out.begin(), r.out.end(), 'B'), 2) << r.out;
+}
+
+TEST_F(KumoRun, SigtermTearsDownCleanly) {
+  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  auto r = kumo({"--kernel", tiny({0xeb, 0xfe}), "--cpus", "2"}, 20000, 500, SIGTERM);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_status, 128 + SIGTERM) << r.err;
+  EXPECT_NE(r.err.find("SIGTERM"), std::string::npos) << r.err;
+}
+
+TEST_F(KumoRun, FileConsoleReceivesOutput) {
+  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  auto r = kumo({"--kernel", tiny({0x66, 0xba, 0xf8, 0x03, 0xb0, 'F', 0xee, 0xb0, 0, 0xe6, 0xf4,
+                                   0xeb, 0xfe}),
+                 "--console", "file:" + path("console.log")});
+  EXPECT_EQ(r.exit_status, 0) << r.err;
+  std::ifstream in(path("console.log"));
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(content, "F");
+}
+
+// --- The test guest's workloads ---------------------------------------------------------
+
+class TestGuest : public KumoRun {
+ protected:
+  void SetUp() override {
+    KumoRun::SetUp();
+    if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+    if (!std::filesystem::exists(kTestGuest)) GTEST_SKIP() << kTestGuest << " not built";
+  }
+  ProcessResult workload(const std::string& cmdline, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--kernel", kTestGuest, "--cmdline", cmdline};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return kumo(args, 60000);
+  }
+};
+
+TEST_F(TestGuest, HelloRunsToCompletion) {
+  auto r = workload("workload=hello");
+  EXPECT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_NE(r.out.find("hello=world"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("status=ok"), std::string::npos) << r.out;
+}
+
+TEST_F(TestGuest, BootMarkerIsLoggedByBootTimer) {
+  auto r = workload("workload=boot");
+  EXPECT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_NE(r.err.find("boot-timer marker"), std::string::npos) << r.err;
+}
+
+TEST_F(TestGuest, EveryVcpuChecksIn) {
+  auto r = workload("workload=smp", {"--cpus", "2"});
+  EXPECT_EQ(r.exit_status, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("cpus_seen=2"), std::string::npos) << r.out;
+}
+
+TEST_F(TestGuest, MemoryPatternVerifies) {
+  auto r = workload("workload=mem size_mib=32");
+  EXPECT_EQ(r.exit_status, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("mem_errors=0"), std::string::npos) << r.out;
+}
+
+TEST_F(TestGuest, CpuLoopCompletes) {
+  auto r = workload("workload=cpu");
+  EXPECT_EQ(r.exit_status, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("cpu_checksum="), std::string::npos) << r.out;
+}
+
+TEST_F(TestGuest, TimerInterruptsArrive) {
+  auto r = workload("workload=irq period_ms=200");
+  EXPECT_EQ(r.exit_status, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("irq_count="), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("irq_count=0\n"), std::string::npos) << r.out;
+}
+
+TEST_F(TestGuest, LargeMemoryAboveMmioHoleWorks) {
+  auto r = workload("workload=hello", {"--memory", "4G"});
+  EXPECT_EQ(r.exit_status, 0) << r.err << r.out;
+}
+
+}  // namespace
+}  // namespace kumo::test
