@@ -41,6 +41,7 @@ int report(const Error& e) {
 
 int run_main(int argc, char** argv) {
   const auto process_start = std::chrono::steady_clock::now();
+  vmm::block_vmm_signals();
   CLI::App app{"Boot a virtual machine in this process. The guest's serial console is on "
                "stdio by default (on a terminal, Ctrl-A x quits). Exit status: the value the "
                "guest writes to the debug-exit port 0xf4; 0 on guest power-off; 1 if the VM "
@@ -90,17 +91,20 @@ int run_main(int argc, char** argv) {
   config.console = *console_config;
   config.on_reboot = on_reboot == "restart" ? vmm::OnReboot::kRestart : vmm::OnReboot::kExit;
 
+  auto vm = vmm::Vm::create(config, process_start);
+  if (!vm) {
+    return report(vm.error());
+  }
   while (true) {
-    auto vm = vmm::Vm::create(config, process_start);
-    if (!vm) {
-      return report(vm.error());
-    }
     auto exit = (*vm)->run();
     if (!exit) {
       return report(exit.error());
     }
     if (exit->kind == vmm::VmExit::Kind::kReset && config.on_reboot == vmm::OnReboot::kRestart) {
       fmt::print(stderr, "kumo: {}; restarting\n", exit->detail);
+      if (Status reset = (*vm)->reset(); !reset) {
+        return report(reset.error().with_context("resetting the VM"));
+      }
       continue;
     }
     if (exit->kind != vmm::VmExit::Kind::kGuestExit) {

@@ -51,6 +51,8 @@ Result<kvm_fpu> VcpuFd::get_fpu() const { return ioctl_out<kvm_fpu>(fd_.get(), K
 Status VcpuFd::set_fpu(const kvm_fpu& f) const { return ioctl_in(fd_.get(), KVM_SET_FPU, f, "KVM_SET_FPU"); }
 Result<kvm_lapic_state> VcpuFd::get_lapic() const { return ioctl_out<kvm_lapic_state>(fd_.get(), KVM_GET_LAPIC, "KVM_GET_LAPIC"); }
 Status VcpuFd::set_lapic(const kvm_lapic_state& l) const { return ioctl_in(fd_.get(), KVM_SET_LAPIC, l, "KVM_SET_LAPIC"); }
+Result<kvm_vcpu_events> VcpuFd::get_vcpu_events() const { return ioctl_out<kvm_vcpu_events>(fd_.get(), KVM_GET_VCPU_EVENTS, "KVM_GET_VCPU_EVENTS"); }
+Status VcpuFd::set_vcpu_events(const kvm_vcpu_events& e) const { return ioctl_in(fd_.get(), KVM_SET_VCPU_EVENTS, e, "KVM_SET_VCPU_EVENTS"); }
 Result<kvm_mp_state> VcpuFd::get_mp_state() const { return ioctl_out<kvm_mp_state>(fd_.get(), KVM_GET_MP_STATE, "KVM_GET_MP_STATE"); }
 Status VcpuFd::set_mp_state(const kvm_mp_state& m) const { return ioctl_in(fd_.get(), KVM_SET_MP_STATE, m, "KVM_SET_MP_STATE"); }
 

@@ -48,6 +48,8 @@ class VcpuFd final {
   [[nodiscard]] Status set_msrs(std::span<const kvm_msr_entry> entries) const;
   [[nodiscard]] Result<kvm_lapic_state> get_lapic() const;
   [[nodiscard]] Status set_lapic(const kvm_lapic_state& lapic) const;
+  [[nodiscard]] Result<kvm_vcpu_events> get_vcpu_events() const;
+  [[nodiscard]] Status set_vcpu_events(const kvm_vcpu_events& events) const;
   [[nodiscard]] Result<kvm_mp_state> get_mp_state() const;
   [[nodiscard]] Status set_mp_state(const kvm_mp_state& state) const;
 

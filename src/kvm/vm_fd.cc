@@ -55,6 +55,37 @@ Status VmFd::create_pit2() const {
   return {};
 }
 
+Result<kvm_irqchip> VmFd::get_irqchip(uint32_t chip_id) const {
+  kvm_irqchip chip{};
+  chip.chip_id = chip_id;
+  if (::ioctl(fd_.get(), KVM_GET_IRQCHIP, &chip) != 0) {
+    return host_error("KVM_GET_IRQCHIP {}", chip_id);
+  }
+  return chip;
+}
+
+Status VmFd::set_irqchip(const kvm_irqchip& chip) const {
+  if (::ioctl(fd_.get(), KVM_SET_IRQCHIP, &chip) != 0) {
+    return host_error("KVM_SET_IRQCHIP {}", chip.chip_id);
+  }
+  return {};
+}
+
+Result<kvm_pit_state2> VmFd::get_pit2() const {
+  kvm_pit_state2 state{};
+  if (::ioctl(fd_.get(), KVM_GET_PIT2, &state) != 0) {
+    return host_error("KVM_GET_PIT2");
+  }
+  return state;
+}
+
+Status VmFd::set_pit2(const kvm_pit_state2& state) const {
+  if (::ioctl(fd_.get(), KVM_SET_PIT2, &state) != 0) {
+    return host_error("KVM_SET_PIT2");
+  }
+  return {};
+}
+
 Status VmFd::irq_line(uint32_t gsi, bool level) const {
   kvm_irq_level irq{};
   irq.irq = gsi;

@@ -28,6 +28,11 @@ class VmFd final {
   [[nodiscard]] Status create_irqchip() const;
   // In-kernel i8254 PIT (KVM_CREATE_PIT2), with speaker port dummy.
   [[nodiscard]] Status create_pit2() const;
+  // Saved state of the in-kernel PIC master (0), PIC slave (1) or IOAPIC (2).
+  [[nodiscard]] Result<kvm_irqchip> get_irqchip(uint32_t chip_id) const;
+  [[nodiscard]] Status set_irqchip(const kvm_irqchip& chip) const;
+  [[nodiscard]] Result<kvm_pit_state2> get_pit2() const;
+  [[nodiscard]] Status set_pit2(const kvm_pit_state2& state) const;
   [[nodiscard]] Status irq_line(uint32_t gsi, bool level) const;
   [[nodiscard]] Status signal_msi(uint64_t address, uint32_t data) const;
   // KVM_IRQFD: a write to `eventfd` injects `gsi`. deassign=true removes the binding.

@@ -1,5 +1,6 @@
 #include "memory/guest_memory.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -98,6 +99,16 @@ Status GuestMemory::write(GuestAddress gpa, std::span<const uint8_t> in) const {
 Status GuestMemory::fill(GuestAddress gpa, uint8_t value, uint64_t len) const {
   auto dst = KUMO_TRY(host_span(gpa, len));
   std::memset(dst.data(), value, len);
+  return {};
+}
+
+Status GuestMemory::discard_all() const {
+  for (const GuestRegion& r : regions_) {
+    if (::fallocate(r.memfd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                    static_cast<off_t>(r.size_bytes())) != 0) {
+      return host_error("discarding guest RAM at {:#x}", r.start().raw());
+    }
+  }
   return {};
 }
 

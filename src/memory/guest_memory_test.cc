@@ -48,5 +48,14 @@ TEST(GuestMemory, MemoryIsZeroInitiallyAndSharedThroughMemfd) {
   EXPECT_EQ(mem.total_bytes(), 0x12000u);
 }
 
+TEST(GuestMemory, DiscardAllZeroesEveryRegion) {
+  GuestMemory mem = two_regions();
+  ASSERT_TRUE(mem.write_obj<uint64_t>(GuestAddress(0x10), ~0ull));
+  ASSERT_TRUE(mem.write_obj<uint64_t>(GuestAddress(0x101000), ~0ull));
+  ASSERT_TRUE(mem.discard_all());
+  EXPECT_EQ(mem.read_obj<uint64_t>(GuestAddress(0x10)).value(), 0u);
+  EXPECT_EQ(mem.read_obj<uint64_t>(GuestAddress(0x101000)).value(), 0u);
+}
+
 }  // namespace
 }  // namespace kumo::memory

@@ -36,9 +36,9 @@ void VcpuRunner::install_kick_handler() {
   sigaction(kick_signal(), &sa, nullptr);
 }
 
-VcpuRunner::VcpuRunner(kvm::VcpuFd vcpu, uint32_t index, const devices::Bus& pio,
+VcpuRunner::VcpuRunner(const kvm::VcpuFd& vcpu, uint32_t index, const devices::Bus& pio,
                        const devices::Bus& mmio, ExitHandler on_exit)
-    : vcpu_(std::move(vcpu)), index_(index), pio_(pio), mmio_(mmio),
+    : vcpu_(vcpu), index_(index), pio_(pio), mmio_(mmio),
       on_exit_(std::move(on_exit)) {}
 
 VcpuRunner::~VcpuRunner() {
@@ -47,7 +47,7 @@ VcpuRunner::~VcpuRunner() {
 }
 
 void VcpuRunner::start() {
-  started_ = true;
+  vcpu_.set_immediate_exit(false);
   thread_ = std::thread([this] { thread_main(); });
   pthread_setname_np(thread_.native_handle(), fmt::format("kumo-vcpu{}", index_).c_str());
 }

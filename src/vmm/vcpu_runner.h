@@ -5,7 +5,8 @@
 //
 // Stopping: request_stop() sets kvm_run.immediate_exit and signals the thread (kKickSignal,
 // installed without SA_RESTART), so KVM_RUN returns EINTR whether or not the thread was
-// inside it. The thread is joined by the destructor (or join()).
+// inside it. The thread is joined by the destructor (or join()). A runner runs its thread
+// once; the VcpuFd belongs to the Vm and outlives it.
 
 #include <atomic>
 #include <functional>
@@ -25,7 +26,7 @@ class VcpuRunner final {
   // Installs the no-op handler for kick_signal(); call once per process before start().
   static void install_kick_handler();
 
-  VcpuRunner(kvm::VcpuFd vcpu, uint32_t index, const devices::Bus& pio,
+  VcpuRunner(const kvm::VcpuFd& vcpu, uint32_t index, const devices::Bus& pio,
              const devices::Bus& mmio, ExitHandler on_exit);
   VcpuRunner(const VcpuRunner&) = delete;
   VcpuRunner& operator=(const VcpuRunner&) = delete;
@@ -45,13 +46,12 @@ class VcpuRunner final {
   void fail(std::string detail);
   [[nodiscard]] std::string register_dump() const;
 
-  kvm::VcpuFd vcpu_;
+  const kvm::VcpuFd& vcpu_;  // owned by the Vm, outlives the runner
   uint32_t index_;
   const devices::Bus& pio_;
   const devices::Bus& mmio_;
   ExitHandler on_exit_;
   std::atomic<bool> stop_{false};
-  std::atomic<bool> started_{false};
   std::thread thread_;
 };
 

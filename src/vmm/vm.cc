@@ -26,8 +26,11 @@ constexpr uint64_t kIdentityMapGpa = 0xfffb'c000;
 
 }  // namespace
 
-Vm::Vm(kvm::KvmSystem kvm, kvm::VmFd vm, memory::GuestMemory memory)
-    : kvm_(std::move(kvm)), vm_(std::move(vm)), memory_(std::move(memory)) {}
+Vm::Vm(kvm::KvmSystem kvm, kvm::VmFd vm, memory::GuestMemory memory, VmConfig config)
+    : config_(std::move(config)),
+      kvm_(std::move(kvm)),
+      vm_(std::move(vm)),
+      memory_(std::move(memory)) {}
 
 Vm::~Vm() { stop_vcpus(); }
 
@@ -42,14 +45,16 @@ Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config,
   auto regions = KUMO_TRY(guest_ram_regions(config.memory_bytes));
   auto memory = KUMO_TRY(memory::GuestMemory::create(regions));
   auto vm_fd = KUMO_TRY(kvm.create_vm());
-  std::unique_ptr<Vm> vm(new Vm(std::move(kvm), std::move(vm_fd), std::move(memory)));
+  std::unique_ptr<Vm> vm(new Vm(std::move(kvm), std::move(vm_fd), std::move(memory), config));
   vm->exit_event_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!vm->exit_event_) {
     return host_error("eventfd for VM events");
   }
   KUMO_TRY(vm->setup_platform());
   KUMO_TRY(vm->setup_devices(config, process_start));
-  KUMO_TRY(vm->load_and_create_vcpus(config));
+  KUMO_TRY(vm->create_vcpus());
+  KUMO_TRY(vm->save_reset_state());
+  KUMO_TRY(vm->load_kernel());
   return vm;
 }
 
@@ -97,29 +102,77 @@ Status Vm::setup_devices(const VmConfig& config,
   return {};
 }
 
-Status Vm::load_and_create_vcpus(const VmConfig& config) {
-  const BootPlan plan = KUMO_TRY(load_guest(memory_, config));
+Status Vm::create_vcpus() {
   const auto supported_cpuid = KUMO_TRY(kvm_.supported_cpuid());
   const auto msr_list = KUMO_TRY(kvm_.msr_index_list());
   const auto host = arch::x86_64::probe_host_cpu();
   VcpuRunner::install_kick_handler();
-  for (uint32_t i = 0; i < config.vcpus; ++i) {
+  for (uint32_t i = 0; i < config_.vcpus; ++i) {
     auto vcpu = KUMO_TRY(vm_.create_vcpu(i));
-    const auto cpuid = arch::x86_64::build_guest_cpuid(supported_cpuid, host, i, config.vcpus);
+    const auto cpuid = arch::x86_64::build_guest_cpuid(supported_cpuid, host, i, config_.vcpus);
     KUMO_TRY(arch::x86_64::configure_vcpu(vcpu, cpuid, msr_list));
-    if (i == 0) {
-      KUMO_TRY(apply_boot_entry(vcpu, plan));
-    }
-    vcpus_.push_back(std::make_unique<VcpuRunner>(
-        std::move(vcpu), i, pio_bus_, mmio_bus_, [this](VmExit e) { request_exit(std::move(e)); }));
+    vcpu_fds_.push_back(std::move(vcpu));
   }
   return {};
+}
+
+Status Vm::save_reset_state() {
+  for (const kvm::VcpuFd& v : vcpu_fds_) {
+    VcpuResetState st{};
+    st.regs = KUMO_TRY(v.get_regs());
+    st.sregs = KUMO_TRY(v.get_sregs());
+    st.fpu = KUMO_TRY(v.get_fpu());
+    st.lapic = KUMO_TRY(v.get_lapic());
+    st.mp_state = KUMO_TRY(v.get_mp_state());
+    st.events = KUMO_TRY(v.get_vcpu_events());
+    vcpu_reset_.push_back(st);
+  }
+  for (uint32_t chip : {KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC}) {
+    irqchip_reset_.push_back(KUMO_TRY(vm_.get_irqchip(chip)));
+  }
+  pit_reset_ = KUMO_TRY(vm_.get_pit2());
+  return {};
+}
+
+Status Vm::load_kernel() {
+  const BootPlan plan = KUMO_TRY(load_guest(memory_, config_));
+  return apply_boot_entry(vcpu_fds_.front(), plan);
+}
+
+Status Vm::reset() {
+  KUMO_TRY(memory_.discard_all());
+  for (size_t i = 0; i < vcpu_fds_.size(); ++i) {
+    const kvm::VcpuFd& v = vcpu_fds_[i];
+    const VcpuResetState& st = vcpu_reset_[i];
+    KUMO_TRY(v.set_sregs(st.sregs));
+    KUMO_TRY(v.set_regs(st.regs));
+    KUMO_TRY(v.set_fpu(st.fpu));
+    KUMO_TRY(v.set_lapic(st.lapic));
+    KUMO_TRY(v.set_vcpu_events(st.events));
+    KUMO_TRY(v.set_mp_state(st.mp_state));
+  }
+  for (const kvm_irqchip& chip : irqchip_reset_) {
+    KUMO_TRY(vm_.set_irqchip(chip));
+  }
+  KUMO_TRY(vm_.set_pit2(pit_reset_));
+  serial_->reset();
+  {
+    std::lock_guard lock(exit_mutex_);
+    exit_.reset();
+  }
+  uint64_t drained = 0;
+  (void)::read(exit_event_.get(), &drained, sizeof(drained));
+  return load_kernel();
 }
 
 void Vm::request_exit(VmExit exit) {
   {
     std::lock_guard lock(exit_mutex_);
-    if (!exit_) {
+    // The first reason wins, except that a stop signal overrides a pending reboot: the user
+    // asked kumo to stop, and a restart would lose that request.
+    const bool signal_over_reset =
+        exit.kind == VmExit::Kind::kSignal && exit_ && exit_->kind == VmExit::Kind::kReset;
+    if (!exit_ || signal_over_reset) {
       exit_ = std::move(exit);
     }
   }
@@ -131,14 +184,10 @@ void Vm::stop_vcpus() {
   for (auto& v : vcpus_) {
     v->request_stop();
   }
-  for (auto& v : vcpus_) {
-    v->join();
-  }
+  vcpus_.clear();  // joins
 }
 
-Result<VmExit> Vm::run() {
-  // SIGINT/SIGTERM arrive through a signalfd on this thread; every thread inherits the mask,
-  // and each vCPU thread unblocks only its kick signal.
+void block_vmm_signals() {
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGINT);
@@ -146,6 +195,12 @@ Result<VmExit> Vm::run() {
   sigaddset(&mask, SIGHUP);
   sigaddset(&mask, VcpuRunner::kick_signal());
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+}
+
+Result<VmExit> Vm::run() {
+  // SIGINT/SIGTERM/SIGHUP arrive through a signalfd on this thread (block_vmm_signals() has
+  // blocked them everywhere); each vCPU thread unblocks only its kick signal.
+  block_vmm_signals();
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
@@ -156,8 +211,10 @@ Result<VmExit> Vm::run() {
     return host_error("signalfd");
   }
 
-  for (auto& v : vcpus_) {
-    v->start();
+  for (uint32_t i = 0; i < vcpu_fds_.size(); ++i) {
+    vcpus_.push_back(std::make_unique<VcpuRunner>(vcpu_fds_[i], i, pio_bus_, mmio_bus_,
+                                                  [this](VmExit e) { request_exit(std::move(e)); }));
+    vcpus_.back()->start();
   }
 
   while (true) {

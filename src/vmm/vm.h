@@ -4,8 +4,11 @@
 //
 // Lifecycle: create() builds everything (no guest code runs); run() starts the vCPUs and
 // serves the console, signals (SIGINT/SIGTERM) and VM events on the calling thread until
-// the VM stops, then stops and joins every vCPU and returns why it stopped. A Vm runs once;
-// a reboot with --on-reboot restart builds a fresh Vm.
+// the VM stops, then stops and joins every vCPU and returns why it stopped. After a guest
+// reboot request, reset() puts the machine back to its power-on state in place (RAM zeroed,
+// vCPUs, irqchip and PIT restored to their state at create(), devices reset, kernel
+// reloaded) and run() may be called again. Resetting in place keeps the KVM VM: tearing one
+// down and creating the next concurrently can stall KVM_CREATE_PIT2 on some hosts.
 
 #include <atomic>
 #include <chrono>
@@ -28,6 +31,13 @@
 
 namespace kumo::vmm {
 
+// Blocks SIGINT, SIGTERM, SIGHUP and the vCPU kick signal in the calling thread. Call it
+// first thing in a VMM process, before any thread exists: threads inherit the mask, and so
+// do the tasks KVM itself adds to the process (e.g. kvm-nx-lpage-recovery, created with the
+// VM), which would otherwise be picked to receive SIGTERM and swallow it. Vm::run() then
+// takes the stop signals through a signalfd.
+void block_vmm_signals();
+
 class Vm final {
  public:
   // `process_start` is when kumo started (boot-timer reference).
@@ -38,28 +48,46 @@ class Vm final {
   Vm& operator=(const Vm&) = delete;
 
   [[nodiscard]] Result<VmExit> run();
+  [[nodiscard]] Status reset();
 
   [[nodiscard]] const memory::GuestMemory& memory() const { return memory_; }
 
  private:
-  Vm(kvm::KvmSystem kvm, kvm::VmFd vm, memory::GuestMemory memory);
+  // The state a vCPU had right after create(); reset() restores it.
+  struct VcpuResetState {
+    kvm_regs regs;
+    kvm_sregs sregs;
+    kvm_fpu fpu;
+    kvm_lapic_state lapic;
+    kvm_mp_state mp_state;
+    kvm_vcpu_events events;
+  };
+
+  Vm(kvm::KvmSystem kvm, kvm::VmFd vm, memory::GuestMemory memory, VmConfig config);
   [[nodiscard]] Status setup_platform();
   [[nodiscard]] Status setup_devices(const VmConfig& config,
                                      std::chrono::steady_clock::time_point process_start);
-  [[nodiscard]] Status load_and_create_vcpus(const VmConfig& config);
+  [[nodiscard]] Status create_vcpus();
+  [[nodiscard]] Status save_reset_state();
+  [[nodiscard]] Status load_kernel();
   // Records the first stop reason and wakes the control loop. Thread-safe.
   void request_exit(VmExit exit);
   void stop_vcpus();
 
+  VmConfig config_;
   kvm::KvmSystem kvm_;
   kvm::VmFd vm_;
   memory::GuestMemory memory_;
+  std::vector<kvm::VcpuFd> vcpu_fds_;
+  std::vector<VcpuResetState> vcpu_reset_;
+  std::vector<kvm_irqchip> irqchip_reset_;
+  kvm_pit_state2 pit_reset_{};
   devices::Bus pio_bus_;
   devices::Bus mmio_bus_;
   std::shared_ptr<devices::Serial> serial_;
   std::shared_ptr<devices::pci::PciRoot> pci_root_;
   std::unique_ptr<Console> console_;
-  std::vector<std::unique_ptr<VcpuRunner>> vcpus_;
+  std::vector<std::unique_ptr<VcpuRunner>> vcpus_;  // while run() runs; after vcpu_fds_
 
   UniqueFd exit_event_;  // eventfd: a stop reason is pending
   std::mutex exit_mutex_;

@@ -53,6 +53,21 @@ void Serial::write(uint64_t offset, std::span<const uint8_t> data) {
   update_irq();
 }
 
+void Serial::reset() {
+  std::lock_guard lock(mutex_);
+  rx_.clear();
+  thr_empty_interrupt_pending_ = false;
+  overrun_ = false;
+  ier_ = 0;
+  lcr_ = 0x03;
+  mcr_ = 0x08;
+  scr_ = 0;
+  fcr_ = 0;
+  dll_ = 0x0c;
+  dlm_ = 0;
+  update_irq();
+}
+
 size_t Serial::enqueue_input(std::span<const uint8_t> bytes) {
   std::lock_guard lock(mutex_);
   size_t accepted = 0;

@@ -34,6 +34,9 @@ class Serial final : public BusDevice {
   void read(uint64_t offset, std::span<uint8_t> data) override;
   void write(uint64_t offset, std::span<const uint8_t> data) override;
 
+  // Power-on state: registers to their defaults, receive FIFO emptied, IRQ deasserted.
+  void reset();
+
   // Queues bytes typed at the console; returns how many were accepted.
   size_t enqueue_input(std::span<const uint8_t> bytes);
 
