@@ -117,6 +117,10 @@ static const struct workload kWorkloads[] = {
     {"cpu", wl_cpu},
     {"smp", wl_smp},
     {"irq", wl_irq},
+    {"pci", wl_pci},
+    {"blk-verify", wl_blk_verify},
+    {"blk-bench", wl_blk_bench},
+    {"rng", wl_rng},
 };
 
 void guest_main(const struct hvm_start_info *si);
