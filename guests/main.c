@@ -121,6 +121,8 @@ static const struct workload kWorkloads[] = {
     {"blk-verify", wl_blk_verify},
     {"blk-bench", wl_blk_bench},
     {"rng", wl_rng},
+    {"net-echo", wl_net_echo},
+    {"net-bench", wl_net_bench},
 };
 
 void guest_main(const struct hvm_start_info *si);
