@@ -65,7 +65,7 @@ static const struct acpi_header *table_at(uint64_t addr) {
   return h;
 }
 
-static const struct acpi_header *madt_find(const struct acpi_rsdp *rsdp) {
+static const struct acpi_header *table_find(const struct acpi_rsdp *rsdp, const char signature[4]) {
   bool use_xsdt = rsdp->revision >= 2 && rsdp->xsdt_address != 0;
   const struct acpi_header *root = table_at(use_xsdt ? rsdp->xsdt_address : rsdp->rsdt_address);
   if (!root) return NULL;
@@ -76,9 +76,16 @@ static const struct acpi_header *madt_find(const struct acpi_rsdp *rsdp) {
     uint64_t addr = 0;
     memcpy(&addr, entries + i * entry_size, entry_size);
     const struct acpi_header *t = table_at(addr);
-    if (t && memcmp(t->signature, "APIC", 4) == 0) return t;
+    if (t && memcmp(t->signature, signature, 4) == 0) return t;
   }
   return NULL;
+}
+
+const void *acpi_table(const char signature[4], uint32_t *length) {
+  const struct acpi_rsdp *rsdp = rsdp_find();
+  const struct acpi_header *t = rsdp ? table_find(rsdp, signature) : NULL;
+  if (t && length) *length = t->length;
+  return t;
 }
 
 static void add_cpu(struct cpu_list *out, uint32_t apic_id) {
@@ -88,7 +95,7 @@ static void add_cpu(struct cpu_list *out, uint32_t apic_id) {
 static bool madt_cpus(struct cpu_list *out) {
   const struct acpi_rsdp *rsdp = rsdp_find();
   if (!rsdp) return false;
-  const struct acpi_header *madt = madt_find(rsdp);
+  const struct acpi_header *madt = table_find(rsdp, "APIC");
   if (!madt || madt->length < MADT_ENTRIES_OFFSET) return false;
   const uint8_t *p = (const uint8_t *)madt + MADT_ENTRIES_OFFSET;
   const uint8_t *end = (const uint8_t *)madt + madt->length;

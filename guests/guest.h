@@ -139,6 +139,11 @@ struct cpu_list {
 };
 /* Enabled CPUs from the ACPI MADT, else the MP table. */
 void cpu_discover(struct cpu_list *out);
+/*
+ * The ACPI table with `signature` (checksum verified), header included,
+ * or NULL; *length gets its length.
+ */
+const void *acpi_table(const char signature[4], uint32_t *length);
 /* Number of CPUs: the `cpus=` override, else discovery. */
 unsigned cpu_count(void);
 
@@ -169,3 +174,9 @@ bool wl_mem(void);
 bool wl_cpu(void);
 bool wl_smp(void);
 bool wl_irq(void);
+bool wl_blk_verify(void);
+bool wl_blk_bench(void);
+bool wl_rng(void);
+bool wl_net_echo(void);
+bool wl_net_bench(void);
+bool wl_pci(void);

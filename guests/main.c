@@ -117,6 +117,12 @@ static const struct workload kWorkloads[] = {
     {"cpu", wl_cpu},
     {"smp", wl_smp},
     {"irq", wl_irq},
+    {"pci", wl_pci},
+    {"blk-verify", wl_blk_verify},
+    {"blk-bench", wl_blk_bench},
+    {"rng", wl_rng},
+    {"net-echo", wl_net_echo},
+    {"net-bench", wl_net_bench},
 };
 
 void guest_main(const struct hvm_start_info *si);
@@ -153,6 +159,9 @@ void guest_main(const struct hvm_start_info *si) {
     print("status=%s\n", ok ? "ok" : "fail");
     guest_exit(ok ? EXIT_OK : EXIT_WORKLOAD_FAILED);
   }
-  print("workload=%s\nerror=unknown-workload\nstatus=fail\n", name);
+  print("workload=%s\nerror=unknown-workload\n", name);
+  print("known_workloads=");
+  for (size_t i = 0; i < sizeof kWorkloads / sizeof kWorkloads[0]; i++) print("%s%s", i ? "," : "", kWorkloads[i].name);
+  print("\nstatus=fail\n");
   guest_exit(EXIT_BAD_COMMAND_LINE);
 }

@@ -1,0 +1,205 @@
+/*
+ * virtio-net (virtio 1.2 §5.1) workloads: net-echo and net-bench.
+ *
+ * Probe frame (60 bytes, no FCS):
+ *   0..5   destination ff:ff:ff:ff:ff:ff
+ *   6..11  source: the device MAC (VIRTIO_NET_F_MAC) or 02:00:00:00:00:01
+ *   12..13 ethertype 0x88b5 (IEEE local experimental)
+ *   14..17 "KUMO"
+ *   18..25 sequence number, u64 little-endian
+ *   26..59 zero
+ * A reply is any received frame with ethertype 0x88b5 whose bytes 18..25
+ * carry an outstanding sequence number; echoing the frame unchanged works.
+ */
+#include "stats.h"
+#include "virtio.h"
+
+#define NET_F_MAC (1ull << 5)
+#define NET_HDR_LEN 12u          /* struct virtio_net_hdr with VERSION_1 */
+#define FRAME_LEN 60u
+#define ETHERTYPE_HI 0x88
+#define ETHERTYPE_LO 0xb5
+#define SEQ_OFFSET 18u
+#define RX_BUF_LEN 2048u         /* header + 1514-byte frame, no MRG_RXBUF */
+#define RX_BUFS 128u
+#define TX_BUFS 256u
+#define SEQ_RING 4096u           /* > any window: seq % SEQ_RING is unique */
+
+struct net {
+  struct virtio_dev dev;
+  struct virtq rx, tx;
+  uint64_t rx_base, tx_base;
+  uint16_t rx_buf_of_head[VIRTQ_MAX_SIZE];
+  uint16_t tx_buf_of_head[VIRTQ_MAX_SIZE];
+  uint16_t tx_free[TX_BUFS];
+  unsigned tx_nfree;
+  uint8_t mac[6];
+  /* Outstanding probes by seq % SEQ_RING: send time, 0 when none. */
+  uint64_t sent_tsc[SEQ_RING];
+  uint64_t sent, replies, lost, outstanding;
+  struct lat_hist rtt;
+};
+
+static struct net g_net;
+
+static bool rx_post(struct net *n, uint16_t buf) {
+  struct virtio_buf b = {n->rx_base + (uint64_t)buf * RX_BUF_LEN, RX_BUF_LEN, true};
+  int head = virtq_add(&n->rx, &b, 1);
+  if (head < 0) return false;
+  n->rx_buf_of_head[head] = buf;
+  return true;
+}
+
+static bool net_open(struct net *n) {
+  if (!virtio_open(VIRTIO_ID_NET, 0, NET_F_MAC, &n->dev)) return false;
+  if (!virtq_init(&n->dev, 0, RX_BUFS, &n->rx) || !virtq_init(&n->dev, 1, TX_BUFS, &n->tx)) return false;
+  n->rx_base = page_alloc((uint64_t)RX_BUFS * RX_BUF_LEN);
+  n->tx_base = page_alloc((uint64_t)TX_BUFS * RX_BUF_LEN);
+  if (!n->rx_base || !n->tx_base) {
+    print("error=out-of-memory\n");
+    return false;
+  }
+  static const uint8_t kDefaultMac[6] = {0x02, 0, 0, 0, 0, 0x01};
+  memcpy(n->mac, kDefaultMac, 6);
+  if (n->dev.features & NET_F_MAC) {
+    for (unsigned i = 0; i < 6; i++) n->mac[i] = mmio_read8(n->dev.device_cfg + i);
+  }
+  n->tx_nfree = n->tx.size < TX_BUFS ? n->tx.size : TX_BUFS;
+  for (unsigned i = 0; i < n->tx_nfree; i++) n->tx_free[i] = (uint16_t)i;
+  virtio_driver_ok(&n->dev);
+  for (uint16_t i = 0; i < n->rx.size; i++) rx_post(n, i);
+  virtq_kick(&n->rx);
+  return true;
+}
+
+static void tx_reclaim(struct net *n) {
+  uint16_t head;
+  uint32_t len;
+  while (virtq_pop(&n->tx, &head, &len)) n->tx_free[n->tx_nfree++] = n->tx_buf_of_head[head];
+}
+
+/* Queues probe `seq` (not kicked). False when no TX buffer is free. */
+static bool probe_send(struct net *n, uint64_t seq) {
+  if (n->tx_nfree == 0) tx_reclaim(n);
+  if (n->tx_nfree == 0) return false;
+  uint16_t buf = n->tx_free[--n->tx_nfree];
+  uint8_t *p = (uint8_t *)(n->tx_base + (uint64_t)buf * RX_BUF_LEN);
+  memset(p, 0, NET_HDR_LEN + FRAME_LEN);
+  uint8_t *f = p + NET_HDR_LEN;
+  memset(f, 0xff, 6);
+  memcpy(f + 6, n->mac, 6);
+  f[12] = ETHERTYPE_HI;
+  f[13] = ETHERTYPE_LO;
+  memcpy(f + 14, "KUMO", 4);
+  memcpy(f + SEQ_OFFSET, &seq, 8);
+  struct virtio_buf b = {(uint64_t)(uintptr_t)p, NET_HDR_LEN + FRAME_LEN, false};
+  int head = virtq_add(&n->tx, &b, 1);
+  if (head < 0) {
+    n->tx_free[n->tx_nfree++] = buf;
+    return false;
+  }
+  n->tx_buf_of_head[head] = buf;
+  n->sent_tsc[seq % SEQ_RING] = rdtsc();
+  n->sent++;
+  n->outstanding++;
+  return true;
+}
+
+/* Consumes received frames, matching replies. Returns replies matched. */
+static unsigned rx_poll(struct net *n, uint64_t lowest_seq, uint64_t next_seq) {
+  uint16_t head;
+  uint32_t len;
+  unsigned matched = 0, reposted = 0;
+  while (virtq_pop(&n->rx, &head, &len)) {
+    uint64_t now = rdtsc();
+    uint16_t buf = n->rx_buf_of_head[head];
+    const uint8_t *f = (const uint8_t *)(n->rx_base + (uint64_t)buf * RX_BUF_LEN) + NET_HDR_LEN;
+    if (len >= NET_HDR_LEN + SEQ_OFFSET + 8 && f[12] == ETHERTYPE_HI && f[13] == ETHERTYPE_LO) {
+      uint64_t seq;
+      memcpy(&seq, f + SEQ_OFFSET, 8);
+      uint64_t *sent = &n->sent_tsc[seq % SEQ_RING];
+      if (seq >= lowest_seq && seq < next_seq && *sent) {
+        lat_add(&n->rtt, tsc_to_us(now - *sent));
+        *sent = 0;
+        n->replies++;
+        n->outstanding--;
+        matched++;
+      }
+    }
+    rx_post(n, buf);
+    reposted++;
+  }
+  if (reposted) virtq_kick(&n->rx);
+  return matched;
+}
+
+static void net_report(struct net *n, uint64_t elapsed_tsc) {
+  uint64_t us = tsc_to_us(elapsed_tsc) + 1;
+  print("net_mac=%02x:%02x:%02x:%02x:%02x:%02x\n", n->mac[0], n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
+  print("net_sent=%lu\n", n->sent);
+  print("net_replies=%lu\n", n->replies);
+  print("net_lost=%lu\n", n->lost);
+  print("net_pps=%lu\n", n->replies * 1000000u / us);
+  print("net_rtt_p50_us=%lu\n", lat_percentile(&n->rtt, 50));
+  print("net_rtt_p99_us=%lu\n", lat_percentile(&n->rtt, 99));
+}
+
+/*
+ * Keeps up to `window` probes outstanding until `count` were sent or
+ * `stop_tsc` passed; a probe unanswered after `timeout_tsc` is lost.
+ */
+static void net_run(struct net *n, uint64_t window, uint64_t count, uint64_t stop_tsc, uint64_t timeout_tsc) {
+  uint64_t next_seq = 1, lowest = 1;
+  for (;;) {
+    uint64_t now = rdtsc();
+    bool sending = next_seq <= count && now < stop_tsc;
+    bool queued = false;
+    while (sending && n->outstanding < window && next_seq <= count && next_seq - lowest < SEQ_RING) {
+      if (!probe_send(n, next_seq)) break;
+      next_seq++;
+      queued = true;
+    }
+    if (queued) virtq_kick(&n->tx);
+    rx_poll(n, lowest, next_seq);
+    tx_reclaim(n);
+    /* Advance past answered probes; expire the oldest unanswered one. */
+    now = rdtsc();
+    while (lowest < next_seq) {
+      uint64_t *sent = &n->sent_tsc[lowest % SEQ_RING];
+      if (*sent && now - *sent > timeout_tsc) {
+        *sent = 0;
+        n->lost++;
+        n->outstanding--;
+      }
+      if (*sent) break;
+      lowest++;
+    }
+    if (!sending && n->outstanding == 0) return;
+    cpu_relax();
+  }
+}
+
+bool wl_net_echo(void) {
+  struct net *n = &g_net;
+  uint64_t count = arg_u64("count", 100), timeout_ms = arg_u64("timeout_ms", 1000);
+  tsc_calibrate();
+  if (!net_open(n)) return false;
+  uint64_t t0 = rdtsc();
+  net_run(n, 1, count, ~0ull, timeout_ms * (g_tsc_hz / 1000));
+  net_report(n, rdtsc() - t0);
+  return count > 0 && n->replies == count;
+}
+
+bool wl_net_bench(void) {
+  struct net *n = &g_net;
+  uint64_t seconds = arg_u64("seconds", 2), window = arg_u64("window", 32);
+  uint64_t timeout_ms = arg_u64("timeout_ms", 1000);
+  if (window == 0 || window > 256) window = 32;
+  tsc_calibrate();
+  if (!net_open(n)) return false;
+  uint64_t t0 = rdtsc();
+  net_run(n, window, ~0ull, t0 + seconds * g_tsc_hz, timeout_ms * (g_tsc_hz / 1000));
+  net_report(n, rdtsc() - t0);
+  print("net_window=%lu\n", window);
+  return n->replies > 0;
+}
