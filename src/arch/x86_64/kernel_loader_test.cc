@@ -235,6 +235,42 @@ TEST(LoadKernelImage, BytesApiMatchesFileApi) {
   EXPECT_EQ(mem.read_obj<uint32_t>(GuestAddress(kZeroPageGpa + kBpRamdiskSize)).value(), 100u);
 }
 
+// The host's Debian cloud kernel and its initrd, if installed, load as bzImage + initrd.
+TEST(LoadKernel, DebianCloudKernelWithInitrdLoads) {
+  std::optional<fs::path> kernel;
+  std::optional<fs::path> initrd;
+  for (const auto& entry : fs::directory_iterator("/boot")) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with("vmlinuz-") && name.ends_with("-cloud-amd64")) {
+      kernel = entry.path();
+      const fs::path i = entry.path().parent_path() / ("initrd.img-" + name.substr(8));
+      if (fs::exists(i)) initrd = i;
+    }
+  }
+  if (!kernel || ::access(kernel->c_str(), R_OK) != 0) {
+    GTEST_SKIP() << "no readable /boot/vmlinuz-*-cloud-amd64 on this host";
+  }
+  if (initrd && ::access(initrd->c_str(), R_OK) != 0) {
+    initrd.reset();
+  }
+  auto mem = testing::make_guest_memory(512 * kMiB);
+  KernelSpec spec{.kernel_path = *kernel,
+                  .initrd_path = initrd,
+                  .options = {.cmdline = "console=ttyS0 root=/dev/vda1", .vcpu_count = 2}};
+  const BootEntry e = load_kernel(mem, spec).value();
+  EXPECT_EQ(e.mode, CpuMode::kLong64);
+  EXPECT_EQ(e.rip, kKernelLoadGpa + 0x200);
+  if (initrd) {
+    const uint32_t image =
+        mem.read_obj<uint32_t>(GuestAddress(kZeroPageGpa + kBpRamdiskImage)).value();
+    const uint32_t size =
+        mem.read_obj<uint32_t>(GuestAddress(kZeroPageGpa + kBpRamdiskSize)).value();
+    EXPECT_EQ(size, fs::file_size(*initrd));
+    EXPECT_LE(uint64_t{image} + size, 512 * kMiB);
+    EXPECT_GE(image, 0x1000000u);
+  }
+}
+
 // Opt-in: KUMO_TEST_VMLINUX=/path/to/vmlinux boots-loads a real PVH ELF kernel.
 TEST(LoadKernelImage, RealVmlinuxLoadsThroughPvh) {
   const char* path = std::getenv("KUMO_TEST_VMLINUX");
