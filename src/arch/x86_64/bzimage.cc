@@ -120,7 +120,8 @@ Result<LoadedKernel> load_bzimage(memory::GuestMemory& mem, std::span<const uint
   loaded.end_gpa = std::max(*load_end, *runtime_end);
   loaded.initrd_limit_gpa = std::min(ram_end, uint64_t{h.initrd_addr_max} + 1);
   loaded.cmdline_max_bytes = std::min<uint64_t>(h.cmdline_size, kCmdlineMaxBytes - 1);
-  loaded.setup_header.assign(image.begin() + kSetupHeaderGpaOffset, image.begin() + header_end);
+  const auto header = image.subspan(kSetupHeaderGpaOffset, header_end - kSetupHeaderGpaOffset);
+  loaded.setup_header.assign(header.begin(), header.end());
   return loaded;
 }
 
