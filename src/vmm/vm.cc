@@ -62,6 +62,7 @@ Status Vm::setup_platform() {
   KUMO_TRY(vm_.set_tss_addr(kTssGpa));
   KUMO_TRY(vm_.set_identity_map_addr(kIdentityMapGpa));
   KUMO_TRY(vm_.create_irqchip());
+  KUMO_TRY(irq_routing_.install());
   KUMO_TRY(vm_.create_pit2());
   uint32_t slot = 0;
   for (const memory::GuestRegion& r : memory_.regions()) {

@@ -25,6 +25,7 @@
 #include "kvm/kvm_system.h"
 #include "memory/guest_memory.h"
 #include "vmm/console.h"
+#include "vmm/irq_routing.h"
 #include "vmm/vcpu_runner.h"
 #include "vmm/vm_config.h"
 #include "vmm/vm_exit.h"
@@ -78,6 +79,7 @@ class Vm final {
   kvm::KvmSystem kvm_;
   kvm::VmFd vm_;
   memory::GuestMemory memory_;
+  IrqRouting irq_routing_{vm_};
   std::vector<kvm::VcpuFd> vcpu_fds_;
   std::vector<VcpuResetState> vcpu_reset_;
   std::vector<kvm_irqchip> irqchip_reset_;
