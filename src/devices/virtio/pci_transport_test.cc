@@ -295,7 +295,7 @@ TEST_F(PciTransportTest, ArbitraryBarAccessesDoNotCrash) {
   auto t = make();
   uint8_t buf[8];
   for (uint64_t off = 0; off < kBarBytes + 16; off += 3) {
-    for (size_t len : {1, 2, 4, 8}) {
+    for (size_t len : {size_t{1}, size_t{2}, size_t{4}, size_t{8}}) {
       t->bar_read(0, off, std::span(buf, len));
       if (off != 0x14) {  // leave device_status alone
         std::memset(buf, 0x5a, sizeof(buf));
