@@ -45,6 +45,9 @@ class SplitQueue final {
 
   // The next available chain, or nullopt when the driver has not made more available.
   [[nodiscard]] Result<std::optional<DescriptorChain>> pop();
+  // Puts the last popped chain back (the device could not use it yet: no frame waiting,
+  // rate limited). Only valid right after pop() returned a chain.
+  void undo_pop() { next_avail_ = static_cast<uint16_t>(next_avail_ - 1); }
   // Returns a chain to the driver with `len_bytes` written into its writable buffers.
   [[nodiscard]] Status add_used(uint16_t head, uint32_t len_bytes);
   // After one or more add_used(): whether the driver asked to be interrupted (§2.7.7.2,
