@@ -1,0 +1,62 @@
+#include "devices/virtio/net/net_config.h"
+
+#include "base/key_value_options.h"
+#include "base/size_parse.h"
+
+namespace kumo::devices::virtio::net {
+namespace {
+constexpr std::string_view kOption = "--net";
+}  // namespace
+
+Result<NetOptions> parse_net_options(std::string_view text) {
+  const KeyValues items = KUMO_TRY(split_key_values(text, kOption));
+  NetOptions out;
+  std::optional<uint64_t> bw, bw_burst, ops, ops_burst;
+  for (const auto& [key, value] : items) {
+    if (key == "tap") {
+      if (value.size() > 15) {
+        return invalid_input("{}: key 'tap': '{}' is longer than 15 characters", kOption, value);
+      }
+      out.tap = value;
+    } else if (key == "bridge") {
+      if (value.size() > 15) {
+        return invalid_input("{}: key 'bridge': '{}' is longer than 15 characters", kOption, value);
+      }
+      out.bridge = value;
+    } else if (key == "mac") {
+      auto mac = kumo::net::parse_mac(value);
+      if (!mac) {
+        return invalid_input("{}: key 'mac': {}", kOption, mac.error().message);
+      }
+      out.mac = *mac;
+    } else if (key == "bw" || key == "bw_burst") {
+      auto bytes = parse_size_bytes(value);
+      if (!bytes) {
+        return invalid_input("{}: key '{}': {}", kOption, key, bytes.error().message);
+      }
+      (key == "bw" ? bw : bw_burst) = *bytes;
+    } else if (key == "ops") {
+      ops = KUMO_TRY(parse_count(value, kOption, key));
+    } else if (key == "ops_burst") {
+      ops_burst = KUMO_TRY(parse_count(value, kOption, key));
+    } else {
+      return invalid_input("{}: unknown key '{}'", kOption, key);
+    }
+  }
+  if (out.tap.empty() && out.bridge.empty()) {
+    return invalid_input("{}: key 'tap' or 'bridge' is required", kOption);
+  }
+  if (bw_burst && !bw) return invalid_input("{}: key 'bw_burst' needs 'bw'", kOption);
+  if (ops_burst && !ops) return invalid_input("{}: key 'ops_burst' needs 'ops'", kOption);
+  if (bw) {
+    if (*bw == 0) return invalid_input("{}: key 'bw' must be positive", kOption);
+    out.bandwidth = BucketConfig{*bw, bw_burst.value_or(0), 1000};
+  }
+  if (ops) {
+    if (*ops == 0) return invalid_input("{}: key 'ops' must be positive", kOption);
+    out.ops = BucketConfig{*ops, ops_burst.value_or(0), 1000};
+  }
+  return out;
+}
+
+}  // namespace kumo::devices::virtio::net

@@ -1,0 +1,286 @@
+#include "devices/virtio/net/net_device.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+#include "devices/virtio/net/net_header.h"
+#include "devices/virtio/net/socket_backend.h"
+#include "devices/virtio/pci_transport.h"
+#include "devices/virtio/testing/fakes.h"
+#include "virtio/testing/driver_queue.h"
+
+namespace kumo::devices::virtio::net {
+namespace {
+
+namespace vio = kumo::virtio;
+using memory::GuestAddress;
+using vio::testing::DriverQueue;
+using virtio::testing::TransportDriver;
+using virtio::testing::wait_until;
+
+uint64_t bits(std::initializer_list<uint32_t> list) {
+  uint64_t f = vio::feature_bit(vio::kFeatureVersion1) | vio::feature_bit(vio::kFeatureEventIdx);
+  for (uint32_t b : list) f |= vio::feature_bit(b);
+  return f;
+}
+
+std::vector<uint8_t> ethernet_frame(size_t payload, uint16_t ethertype = 0x88b5) {
+  std::vector<uint8_t> f(14 + payload);
+  std::memset(f.data(), 0xff, 6);
+  const uint8_t src[6] = {0x52, 0x54, 0, 1, 2, 3};
+  std::memcpy(f.data() + 6, src, 6);
+  f[12] = static_cast<uint8_t>(ethertype >> 8);
+  f[13] = static_cast<uint8_t>(ethertype);
+  for (size_t i = 0; i < payload; ++i) f[14 + i] = static_cast<uint8_t>(i);
+  return f;
+}
+
+class VirtioNetTest : public ::testing::Test {
+ protected:
+  VirtioNetTest()
+      : mem_(*memory::GuestMemory::create({{GuestAddress(0), 4 << 20}})),
+        rx_(mem_, 0x1000, 16, 0x100000, 0x100000),
+        tx_(mem_, 0x4000, 16, 0x200000, 0x100000) {}
+
+  bool start(uint64_t features, std::optional<BucketConfig> bw = std::nullopt,
+             bool expect_ok = true) {
+    auto backend = std::make_unique<testing::SocketBackend>(&peer_);
+    backend_ = backend.get();
+    auto device = std::make_unique<VirtioNet>(std::move(backend),
+                                              *kumo::net::parse_mac("52:54:00:12:34:56"), bw,
+                                              std::nullopt);
+    net_ = device.get();
+    transport_ = *VirtioPciDevice::create(std::move(device),
+                                          TransportContext{&mem_, nullptr, line_, nullptr});
+    driver_ = std::make_unique<TransportDriver>(*transport_);
+    if (!driver_->negotiate(features)) {
+      EXPECT_FALSE(expect_ok);
+      return false;
+    }
+    driver_->setup_queue(0, rx_.config());
+    driver_->setup_queue(1, tx_.config());
+    driver_->driver_ok();
+    EXPECT_FALSE(driver_->status() & vio::kStatusNeedsReset);
+    return true;
+  }
+
+  uint16_t send(const VnetHeader& h, const std::vector<uint8_t>& frame) {
+    const uint64_t hdr = tx_.alloc(12, std::span(reinterpret_cast<const uint8_t*>(&h), 12));
+    const uint64_t data = tx_.alloc(frame.size(), frame);
+    const uint16_t head = tx_.add_chain({{hdr, 12, false},
+                                         {data, static_cast<uint32_t>(frame.size()), false}});
+    driver_->notify(1);
+    return head;
+  }
+
+  std::optional<std::vector<uint8_t>> peer_recv() {
+    std::vector<uint8_t> buf(70000);
+    std::optional<std::vector<uint8_t>> out;
+    wait_until([&] {
+      const ssize_t n = ::recv(peer_.get(), buf.data(), buf.size(), MSG_DONTWAIT);
+      if (n > 0) {
+        buf.resize(static_cast<size_t>(n));
+        out = buf;
+      }
+      return out.has_value();
+    }, std::chrono::milliseconds(500));
+    return out;
+  }
+
+  memory::GuestMemory mem_;
+  DriverQueue rx_;
+  DriverQueue tx_;
+  UniqueFd peer_;
+  testing::SocketBackend* backend_ = nullptr;
+  VirtioNet* net_ = nullptr;
+  std::shared_ptr<virtio::testing::FakeInterruptLine> line_ =
+      std::make_shared<virtio::testing::FakeInterruptLine>();
+  std::shared_ptr<VirtioPciDevice> transport_;
+  std::unique_ptr<TransportDriver> driver_;
+};
+
+TEST_F(VirtioNetTest, ConfigHasMacAndLinkUp) {
+  start(bits({kFeatureMac, kFeatureStatus}));
+  EXPECT_EQ(driver_->config(0, 4), 0x00'54'52u | (0x12u << 24));
+  EXPECT_EQ(driver_->config(4, 2), 0x5634u);
+  EXPECT_EQ(driver_->config(6, 2), kStatusLinkUp);
+}
+
+TEST_F(VirtioNetTest, TransmittedFrameReachesTheBackend) {
+  start(bits({kFeatureMac}));
+  const auto frame = ethernet_frame(100);
+  const uint16_t head = send(VnetHeader{}, frame);
+  auto got = peer_recv();
+  ASSERT_TRUE(got);
+  ASSERT_EQ(got->size(), 12 + frame.size());
+  EXPECT_TRUE(std::equal(frame.begin(), frame.end(), got->begin() + 12));
+  ASSERT_TRUE(wait_until([&] { return tx_.used_idx() == 1; }));
+  EXPECT_EQ(tx_.pop_used()->id, head);
+  EXPECT_EQ(net_->counters().tx_frames.load(), 1u);
+}
+
+TEST_F(VirtioNetTest, ReceivedFrameReachesTheGuestWithOneBuffer) {
+  start(bits({}));
+  const uint64_t buf = rx_.alloc(2048);
+  rx_.add_chain({{buf, 2048, true}});
+  driver_->notify(0);
+  auto frame = ethernet_frame(60);
+  std::vector<uint8_t> msg(12, 0);
+  msg.insert(msg.end(), frame.begin(), frame.end());
+  ASSERT_EQ(::send(peer_.get(), msg.data(), msg.size(), 0), static_cast<ssize_t>(msg.size()));
+  ASSERT_TRUE(wait_until([&] { return rx_.used_idx() == 1; }));
+  auto used = rx_.pop_used();
+  EXPECT_EQ(used->len, msg.size());
+  auto got = rx_.read(buf, msg.size());
+  EXPECT_EQ(got[10], 1);  // num_buffers
+  EXPECT_TRUE(std::equal(frame.begin(), frame.end(), got.begin() + 12));
+  EXPECT_GE(line_->raised.load(), 1);
+}
+
+TEST_F(VirtioNetTest, FrameWaitsUntilTheDriverPostsABuffer) {
+  start(bits({}));
+  auto frame = ethernet_frame(20);
+  std::vector<uint8_t> msg(12, 0);
+  msg.insert(msg.end(), frame.begin(), frame.end());
+  ASSERT_GT(::send(peer_.get(), msg.data(), msg.size(), 0), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(rx_.used_idx(), 0);
+  rx_.add_chain({{rx_.alloc(2048), 2048, true}});
+  driver_->notify(0);
+  EXPECT_TRUE(wait_until([&] { return rx_.used_idx() == 1; }));
+}
+
+TEST_F(VirtioNetTest, ChecksumOffloadWithoutCsumIsDropped) {
+  start(bits({}));
+  VnetHeader h{};
+  h.flags = kHdrFlagNeedsCsum;
+  h.csum_start = 34;
+  h.csum_offset = 16;
+  send(h, ethernet_frame(100));
+  ASSERT_TRUE(wait_until([&] { return tx_.used_idx() == 1; }));
+  EXPECT_FALSE(peer_recv());
+  EXPECT_EQ(net_->counters().tx_dropped.load(), 1u);
+}
+
+TEST_F(VirtioNetTest, NegotiatedTso4FrameIsForwarded) {
+  start(bits({kFeatureCsum, kFeatureHostTso4}));
+  VnetHeader h{};
+  h.flags = kHdrFlagNeedsCsum;
+  h.gso_type = kGsoTcpV4;
+  h.gso_size = 1448;
+  h.hdr_len = 54;
+  h.csum_start = 34;
+  h.csum_offset = 16;
+  send(h, ethernet_frame(4000));
+  auto got = peer_recv();
+  ASSERT_TRUE(got);
+  EXPECT_EQ((*got)[1], kGsoTcpV4);
+}
+
+TEST_F(VirtioNetTest, UnnegotiatedGsoTypesAreDropped) {
+  start(bits({kFeatureCsum, kFeatureHostTso4}));
+  VnetHeader h{};
+  h.flags = kHdrFlagNeedsCsum;
+  h.gso_size = 1000;
+  h.csum_start = 34;
+  h.csum_offset = 6;
+  h.gso_type = kGsoUdp;
+  send(h, ethernet_frame(3000));
+  h.gso_type = kGsoTcpV6;
+  send(h, ethernet_frame(3000));
+  h.gso_type = kGsoTcpV4 | kGsoEcn;
+  send(h, ethernet_frame(3000));
+  ASSERT_TRUE(wait_until([&] { return tx_.used_idx() == 3; }));
+  EXPECT_FALSE(peer_recv());
+  EXPECT_EQ(net_->counters().tx_dropped.load(), 3u);
+}
+
+TEST_F(VirtioNetTest, MalformedTransmitChainsAreDropped) {
+  start(bits({}));
+  // Too short for the headers.
+  const uint64_t a = tx_.alloc(12);
+  tx_.add_chain({{a, 12, false}});
+  // A device-writable buffer in a transmit chain.
+  tx_.add_chain({{tx_.alloc(40), 40, false}, {tx_.alloc(8), 8, true}});
+  // Checksum position outside the frame (with CSUM not negotiated anyway) and bad flags.
+  VnetHeader h{};
+  h.flags = 0x2;  // DATA_VALID is receive-only
+  send(h, ethernet_frame(40));
+  ASSERT_TRUE(wait_until([&] { return tx_.used_idx() == 3; }));
+  EXPECT_EQ(net_->counters().tx_dropped.load(), 3u);
+  EXPECT_FALSE(driver_->status() & vio::kStatusNeedsReset);
+}
+
+TEST_F(VirtioNetTest, TransmitCycleSetsNeedsReset) {
+  start(bits({}));
+  tx_.write_descriptor(0, {tx_.alloc(64), 64, vio::kDescFlagNext, 0});
+  tx_.publish(0);
+  driver_->notify(1);
+  EXPECT_TRUE(wait_until([&] { return (driver_->status() & vio::kStatusNeedsReset) != 0; }));
+}
+
+TEST_F(VirtioNetTest, GuestTsoWithoutGuestCsumIsRefused) {
+  EXPECT_FALSE(start(bits({kFeatureGuestTso4}), std::nullopt, false));
+}
+
+TEST_F(VirtioNetTest, BackendOffloadsMatchNegotiatedGuestFeatures) {
+  start(bits({kFeatureGuestCsum, kFeatureGuestTso4}));
+  std::lock_guard lock(backend_->mutex);
+  ASSERT_FALSE(backend_->offloads.empty());
+  EXPECT_EQ(backend_->offloads.back(),
+            (kumo::net::Offloads{.csum = true, .tso4 = true, .tso6 = false}));
+}
+
+TEST_F(VirtioNetTest, NoGuestOffloadsMeansNoBackendOffloads) {
+  start(bits({kFeatureCsum, kFeatureHostTso4, kFeatureHostTso6}));
+  std::lock_guard lock(backend_->mutex);
+  ASSERT_FALSE(backend_->offloads.empty());
+  EXPECT_EQ(backend_->offloads.back(), kumo::net::Offloads{});
+}
+
+TEST_F(VirtioNetTest, LinkDownIsAConfigChange) {
+  start(bits({kFeatureStatus}));
+  (void)driver_->isr();
+  net_->set_link(false);
+  EXPECT_EQ(driver_->config(6, 2), 0u);
+  EXPECT_EQ(driver_->isr() & 2, 2);
+}
+
+TEST_F(VirtioNetTest, TransmitBandwidthIsLimited) {
+  start(bits({}), BucketConfig{2000, 0, 100});  // 20 KB/s after the initial 2000 bytes
+  const auto begin = std::chrono::steady_clock::now();
+  for (int i = 0; i < 4; ++i) send(VnetHeader{}, ethernet_frame(986));  // 1000-byte frames
+  ASSERT_TRUE(wait_until([&] { return tx_.used_idx() == 4; }));
+  EXPECT_GE(std::chrono::steady_clock::now() - begin, std::chrono::milliseconds(80));
+}
+
+TEST(NetOptions, ParsesTapBridgeMacAndLimits) {
+  auto o = parse_net_options("bridge=br0,tap=vm0,mac=52:54:00:00:00:01,bw=1M,ops=1000,ops_burst=10");
+  ASSERT_TRUE(o) << o.error().message;
+  EXPECT_EQ(o->tap, "vm0");
+  EXPECT_EQ(o->bridge, "br0");
+  EXPECT_EQ(o->mac->to_string(), "52:54:00:00:00:01");
+  EXPECT_EQ(o->bandwidth->size, 1u << 20);
+  EXPECT_EQ(o->ops->one_time_burst, 10u);
+}
+
+TEST(NetOptions, ErrorsNameTheBadKey) {
+  auto check = [](std::string_view text, std::string_view key) {
+    auto o = parse_net_options(text);
+    ASSERT_FALSE(o) << text;
+    EXPECT_EQ(o.error().kind, ErrorKind::kInvalidInput);
+    EXPECT_NE(o.error().message.find(key), std::string::npos) << o.error().message;
+  };
+  check("tap=t0,mac=01:00:5e:00:00:01", "mac");
+  check("tap=t0,mac=zz", "mac");
+  check("mac=52:54:00:00:00:01", "tap");
+  check("tap=averyveryverylongname", "tap");
+  check("tap=t0,speed=10G", "speed");
+  check("tap=t0,bw=fast", "bw");
+  check("tap=t0,ops_burst=3", "ops_burst");
+}
+
+}  // namespace
+}  // namespace kumo::devices::virtio::net

@@ -1,0 +1,242 @@
+#include "devices/virtio/net/net_worker.h"
+
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "devices/virtio/net/net_header.h"
+#include "virtio/buffers.h"
+
+namespace kumo::devices::virtio::net {
+
+namespace vio = kumo::virtio;
+
+Result<std::unique_ptr<NetWorker>> NetWorker::start(vio::ActivateContext context,
+                                                    kumo::net::FrameBackend& backend,
+                                                    const std::optional<BucketConfig>& bandwidth,
+                                                    const std::optional<BucketConfig>& ops,
+                                                    NetCounters& counters) {
+  if (context.queues.size() < 2 || !context.queues[kRxQueue] || !context.queues[kTxQueue]) {
+    return guest_error("virtio-net activated without its receive and transmit queues");
+  }
+  std::unique_ptr<NetWorker> w(new NetWorker(std::move(context), backend, bandwidth, ops, counters));
+  w->rx_timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  w->tx_timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  if (!w->rx_timer_ || !w->tx_timer_) {
+    return host_error("timerfd_create for the virtio-net rate limiters");
+  }
+  w->loop_ = KUMO_TRY(EventLoop::create());
+  NetWorker* self = w.get();
+  const int rx_fd = w->ctx_.queues[kRxQueue]->notify_fd;
+  const int tx_fd = w->ctx_.queues[kTxQueue]->notify_fd;
+  KUMO_TRY(w->loop_->add(rx_fd, EPOLLIN, [self, rx_fd] {
+    drain_eventfd(rx_fd);
+    self->rx_no_buffers_ = false;
+    self->process_rx();
+  }));
+  KUMO_TRY(w->loop_->add(tx_fd, EPOLLIN, [self, tx_fd] {
+    drain_eventfd(tx_fd);
+    self->process_tx();
+  }));
+  KUMO_TRY(w->loop_->add(w->rx_timer_.get(), EPOLLIN, [self] {
+    uint64_t n = 0;
+    (void)!::read(self->rx_timer_.get(), &n, sizeof(n));
+    self->rx_throttled_ = false;
+    self->process_rx();
+  }));
+  KUMO_TRY(w->loop_->add(w->tx_timer_.get(), EPOLLIN, [self] {
+    uint64_t n = 0;
+    (void)!::read(self->tx_timer_.get(), &n, sizeof(n));
+    self->tx_throttled_ = false;
+    self->process_tx();
+  }));
+  w->interest_ = EPOLLIN;
+  KUMO_TRY(w->loop_->add(backend.fd(), EPOLLIN, [self] { self->on_backend(); }));
+  KUMO_TRY(w->loop_->start("virtio-net"));
+  signal_eventfd(tx_fd);  // frames queued before DRIVER_OK
+  return w;
+}
+
+NetWorker::NetWorker(vio::ActivateContext context, kumo::net::FrameBackend& backend,
+                     const std::optional<BucketConfig>& bandwidth,
+                     const std::optional<BucketConfig>& ops, NetCounters& counters)
+    : ctx_(std::move(context)),
+      rx_(&ctx_.queues[kRxQueue]->queue),
+      tx_(&ctx_.queues[kTxQueue]->queue),
+      backend_(backend),
+      counters_(counters),
+      rx_limit_(bandwidth, ops),
+      tx_limit_(bandwidth, ops) {}
+
+NetWorker::~NetWorker() { stop(); }
+
+void NetWorker::stop() {
+  if (loop_) {
+    loop_->stop();
+  }
+}
+
+void NetWorker::broken() {
+  broken_ = true;
+  ctx_.interrupt->set_needs_reset();
+  update_interest();
+}
+
+void NetWorker::arm(int timer_fd, uint64_t ns) {
+  itimerspec spec{};
+  ns = std::max<uint64_t>(ns, 1);
+  spec.it_value.tv_sec = static_cast<time_t>(ns / 1'000'000'000ULL);
+  spec.it_value.tv_nsec = static_cast<long>(ns % 1'000'000'000ULL);
+  ::timerfd_settime(timer_fd, 0, &spec, nullptr);
+}
+
+void NetWorker::update_interest() {
+  uint32_t want = 0;
+  if (!broken_ && !rx_no_buffers_ && !rx_throttled_) want |= EPOLLIN;
+  if (!broken_ && tx_backend_full_) want |= EPOLLOUT;
+  if (want != interest_) {
+    if (loop_->modify(backend_.fd(), want)) {
+      interest_ = want;
+    }
+  }
+}
+
+void NetWorker::signal(vio::SplitQueue& q, uint16_t index, bool& pending) {
+  if (!pending || broken_) return;
+  pending = false;
+  auto notify = q.needs_interrupt();
+  if (!notify) {
+    broken();
+  } else if (*notify) {
+    ctx_.interrupt->signal_used(index);
+  }
+}
+
+void NetWorker::on_backend() {
+  process_rx();
+  if (tx_backend_full_) {
+    tx_backend_full_ = false;
+    process_tx();
+  }
+}
+
+void NetWorker::process_rx() {
+  bool used = false;
+  while (!broken_ && !rx_no_buffers_ && !rx_throttled_) {
+    if (const uint64_t wait = rx_limit_.blocked_for_ns(); wait != 0) {
+      arm(rx_timer_.get(), wait);
+      rx_throttled_ = true;
+      break;
+    }
+    auto popped = rx_->pop();
+    if (!popped) {
+      broken();
+      break;
+    }
+    if (!*popped) {
+      auto more = rx_->set_notifications(true);
+      if (!more) {
+        broken();
+        break;
+      }
+      if (!*more) rx_no_buffers_ = true;
+      continue;
+    }
+    const vio::DescriptorChain& chain = **popped;
+    auto iov = vio::host_iovecs(*ctx_.memory, chain.writable);
+    if (!iov || chain.writable_bytes < sizeof(VnetHeader)) {
+      // Unusable receive buffer: hand it back empty.
+      if (!rx_->add_used(chain.head, 0)) {
+        broken();
+        break;
+      }
+      used = true;
+      continue;
+    }
+    auto n = backend_.read_frame(*iov);
+    if (n && *n == 0) {
+      rx_->undo_pop();
+      break;
+    }
+    uint32_t len = 0;
+    if (n && *n >= sizeof(VnetHeader)) {
+      const uint16_t one = 1;  // num_buffers: tun leaves it untouched
+      (void)vio::write_buffers(*ctx_.memory, chain.writable, 10,
+                               std::span(reinterpret_cast<const uint8_t*>(&one), 2));
+      len = static_cast<uint32_t>(*n);
+      counters_.rx_frames.fetch_add(1);
+      (void)rx_limit_.consume(*n - sizeof(VnetHeader));
+    } else {
+      counters_.rx_dropped.fetch_add(1);  // frame too big for the buffer, or a read error
+    }
+    if (!rx_->add_used(chain.head, len)) {
+      broken();
+      break;
+    }
+    used = true;
+  }
+  signal(*rx_, kRxQueue, used);
+  update_interest();
+}
+
+void NetWorker::process_tx() {
+  bool used = false;
+  while (!broken_ && !tx_throttled_ && !tx_backend_full_) {
+    auto popped = tx_->pop();
+    if (!popped) {
+      broken();
+      break;
+    }
+    if (!*popped) {
+      auto more = tx_->set_notifications(true);
+      if (!more) {
+        broken();
+        break;
+      }
+      if (*more) continue;
+      break;
+    }
+    const vio::DescriptorChain& chain = **popped;
+    auto frame = parse_tx_frame(*ctx_.memory, chain, ctx_.features);
+    if (!frame) {
+      counters_.tx_dropped.fetch_add(1);
+      if (!tx_->add_used(chain.head, 0)) {
+        broken();
+        break;
+      }
+      used = true;
+      continue;
+    }
+    if (const uint64_t wait = tx_limit_.consume(frame->payload_bytes); wait != 0) {
+      tx_->undo_pop();
+      arm(tx_timer_.get(), wait);
+      tx_throttled_ = true;
+      break;
+    }
+    auto payload = vio::host_iovecs(*ctx_.memory, frame->payload);
+    bool sent = false;
+    if (payload) {
+      std::vector<iovec> iov;
+      iov.reserve(payload->size() + 1);
+      iov.push_back(iovec{&frame->header, sizeof(VnetHeader)});
+      iov.insert(iov.end(), payload->begin(), payload->end());
+      auto n = backend_.write_frame(iov);
+      if (n && *n == 0) {
+        tx_->undo_pop();
+        tx_backend_full_ = true;
+        break;
+      }
+      sent = n.has_value();
+    }
+    (sent ? counters_.tx_frames : counters_.tx_dropped).fetch_add(1);
+    if (!tx_->add_used(chain.head, 0)) {
+      broken();
+      break;
+    }
+    used = true;
+  }
+  signal(*tx_, kTxQueue, used);
+  update_interest();
+}
+
+}  // namespace kumo::devices::virtio::net

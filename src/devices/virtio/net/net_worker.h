@@ -1,0 +1,78 @@
+#pragma once
+// NetWorker: moves frames between virtio-net's receive (0) and transmit (1) queues and a
+// FrameBackend (tap) on its own thread.
+//
+// Receive: when the back end has a frame and the driver posted a buffer, the frame is read
+// straight into the guest's buffers (vnet header first; num_buffers set to 1). With no
+// posted buffers the worker stops polling the back end until the driver notifies.
+// Transmit: each chain is validated by parse_tx_frame (negotiated offloads only) and written
+// as one frame with the validated header copy; invalid frames are dropped (used len 0).
+// Each direction has its own rate limiter (bytes and frames); receive is charged after the
+// frame is delivered (its size is unknown before), which may overshoot by one frame.
+// A broken ring sets NEEDS_RESET.
+//
+// Thread-safety: start/stop from the device (vCPU thread); the rest on the worker thread.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "base/event_loop.h"
+#include "base/token_bucket.h"
+#include "base/unique_fd.h"
+#include "net/frame_backend.h"
+#include "virtio/device.h"
+
+namespace kumo::devices::virtio::net {
+
+struct NetCounters {
+  std::atomic<uint64_t> rx_frames{0};
+  std::atomic<uint64_t> tx_frames{0};
+  std::atomic<uint64_t> tx_dropped{0};
+  std::atomic<uint64_t> rx_dropped{0};
+};
+
+class NetWorker final {
+ public:
+  static constexpr uint16_t kRxQueue = 0;
+  static constexpr uint16_t kTxQueue = 1;
+
+  [[nodiscard]] static Result<std::unique_ptr<NetWorker>> start(
+      kumo::virtio::ActivateContext context, kumo::net::FrameBackend& backend,
+      const std::optional<BucketConfig>& bandwidth, const std::optional<BucketConfig>& ops,
+      NetCounters& counters);
+  ~NetWorker();
+  void stop();
+
+ private:
+  NetWorker(kumo::virtio::ActivateContext context, kumo::net::FrameBackend& backend,
+            const std::optional<BucketConfig>& bandwidth, const std::optional<BucketConfig>& ops,
+            NetCounters& counters);
+  void process_rx();
+  void process_tx();
+  void on_backend();
+  void update_interest();
+  void signal(kumo::virtio::SplitQueue& q, uint16_t index, bool& pending);
+  void broken();
+  static void arm(int timer_fd, uint64_t ns);
+
+  kumo::virtio::ActivateContext ctx_;
+  kumo::virtio::SplitQueue* rx_;
+  kumo::virtio::SplitQueue* tx_;
+  kumo::net::FrameBackend& backend_;
+  NetCounters& counters_;
+  RateLimiter rx_limit_;
+  RateLimiter tx_limit_;
+  UniqueFd rx_timer_;
+  UniqueFd tx_timer_;
+  std::unique_ptr<EventLoop> loop_;
+  uint32_t interest_ = 0;
+  bool rx_no_buffers_ = false;
+  bool rx_throttled_ = false;
+  bool tx_throttled_ = false;
+  bool tx_backend_full_ = false;
+  bool broken_ = false;
+};
+
+}  // namespace kumo::devices::virtio::net

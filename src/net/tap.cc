@@ -1,0 +1,172 @@
+#include "net/tap.h"
+
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace kumo::net {
+namespace {
+
+Result<UniqueFd> control_socket() {
+  UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!s) {
+    return host_error("opening a socket for interface ioctls");
+  }
+  return s;
+}
+
+Status copy_name(ifreq& ifr, std::string_view name) {
+  if (name.size() >= IFNAMSIZ) {
+    return invalid_input("interface name '{}' is longer than {} characters", name, IFNAMSIZ - 1);
+  }
+  std::memcpy(ifr.ifr_name, name.data(), name.size());
+  return {};
+}
+
+}  // namespace
+
+Result<Tap> Tap::create(std::string_view name) {
+  UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT) {
+      return host_error("/dev/net/tun is missing (load the tun module)");
+    }
+    return host_error("opening /dev/net/tun (needs permission on the device node)");
+  }
+  ifreq ifr{};
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  KUMO_TRY(copy_name(ifr, name.empty() ? std::string_view("kumo%d") : name));
+  if (::ioctl(fd.get(), TUNSETIFF, &ifr) != 0) {
+    const int e = errno;
+    if (e == EPERM) {
+      return host_error_errno(e, "creating tap '{}' needs CAP_NET_ADMIN (run as root, or create "
+                                 "it first with `ip tuntap add {} mode tap user $USER vnet_hdr`)",
+                              name, name);
+    }
+    if (e == EBUSY) {
+      return host_error_errno(e, "tap '{}' is already in use by another process", name);
+    }
+    if (e == EINVAL) {
+      return host_error_errno(e, "interface '{}' exists and is not a tap with vnet headers", name);
+    }
+    return host_error_errno(e, "creating tap '{}'", name);
+  }
+  int hdr = static_cast<int>(kVnetHeaderBytes);
+  if (::ioctl(fd.get(), TUNSETVNETHDRSZ, &hdr) != 0) {
+    return host_error("setting the vnet header size of tap '{}'", ifr.ifr_name);
+  }
+  // Nothing offloaded until the guest negotiates it.
+  if (::ioctl(fd.get(), TUNSETOFFLOAD, 0UL) != 0) {
+    return host_error("clearing offloads of tap '{}'", ifr.ifr_name);
+  }
+  Tap tap(std::move(fd), std::string(ifr.ifr_name));
+  KUMO_TRY(set_link_up(tap.name()));
+  return tap;
+}
+
+Result<size_t> Tap::read_frame(std::span<const iovec> iov) {
+  const ssize_t n = ::readv(fd_.get(), iov.data(), static_cast<int>(iov.size()));
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return size_t{0};
+    return host_error("reading a frame from tap '{}'", name_);
+  }
+  return static_cast<size_t>(n);
+}
+
+Result<size_t> Tap::write_frame(std::span<const iovec> iov) {
+  const ssize_t n = ::writev(fd_.get(), iov.data(), static_cast<int>(iov.size()));
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return size_t{0};
+    return host_error("writing a frame to tap '{}'", name_);
+  }
+  return static_cast<size_t>(n);
+}
+
+Status Tap::set_offloads(const Offloads& o) {
+  unsigned long flags = 0;
+  if (o.csum) {
+    flags |= TUN_F_CSUM;
+    // The kernel accepts TSO/UFO only together with checksum offload.
+    if (o.tso4) flags |= TUN_F_TSO4;
+    if (o.tso6) flags |= TUN_F_TSO6;
+    if (o.tso_ecn && (o.tso4 || o.tso6)) flags |= TUN_F_TSO_ECN;
+    if (o.ufo) flags |= TUN_F_UFO;
+  }
+  if (::ioctl(fd_.get(), TUNSETOFFLOAD, flags) != 0) {
+    return host_error("setting offloads {:#x} on tap '{}'", flags, name_);
+  }
+  return {};
+}
+
+Status set_link_up(std::string_view ifname) {
+  auto sock = KUMO_TRY(control_socket());
+  ifreq ifr{};
+  KUMO_TRY(copy_name(ifr, ifname));
+  if (::ioctl(sock.get(), SIOCGIFFLAGS, &ifr) != 0) {
+    return host_error("reading flags of interface '{}'", ifname);
+  }
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+  if (::ioctl(sock.get(), SIOCSIFFLAGS, &ifr) != 0) {
+    return host_error("bringing interface '{}' up", ifname);
+  }
+  return {};
+}
+
+Status attach_to_bridge(std::string_view ifname, std::string_view bridge) {
+  const std::string bridge_name(bridge);
+  if (::if_nametoindex(bridge_name.c_str()) == 0) {
+    return invalid_input("bridge '{}' does not exist (create it with `ip link add {} type bridge`)",
+                         bridge, bridge);
+  }
+  const std::string port(ifname);
+  const unsigned index = ::if_nametoindex(port.c_str());
+  if (index == 0) {
+    return host_error("interface '{}' to attach to bridge '{}' does not exist", ifname, bridge);
+  }
+  auto sock = KUMO_TRY(control_socket());
+  ifreq ifr{};
+  KUMO_TRY(copy_name(ifr, bridge));
+  ifr.ifr_ifindex = static_cast<int>(index);
+  if (::ioctl(sock.get(), SIOCBRADDIF, &ifr) != 0) {
+    if (errno == EPERM) {
+      return host_error("attaching '{}' to bridge '{}' needs CAP_NET_ADMIN", ifname, bridge);
+    }
+    if (errno == EOPNOTSUPP || errno == EINVAL) {
+      return invalid_input("interface '{}' is not a bridge", bridge);
+    }
+    return host_error("attaching '{}' to bridge '{}'", ifname, bridge);
+  }
+  return {};
+}
+
+Status check_mac_unused(const MacAddress& mac) {
+  auto sock = KUMO_TRY(control_socket());
+  struct if_nameindex* list = ::if_nameindex();
+  if (list == nullptr) {
+    return host_error("listing network interfaces");
+  }
+  Status result;
+  for (struct if_nameindex* i = list; i->if_index != 0; ++i) {
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, i->if_name, IFNAMSIZ - 1);
+    if (::ioctl(sock.get(), SIOCGIFHWADDR, &ifr) != 0) {
+      continue;
+    }
+    if (std::memcmp(ifr.ifr_hwaddr.sa_data, mac.bytes.data(), 6) == 0) {
+      result = invalid_input("MAC address {} is already used by host interface '{}'",
+                             mac.to_string(), i->if_name);
+      break;
+    }
+  }
+  ::if_freenameindex(list);
+  return result;
+}
+
+}  // namespace kumo::net

@@ -1,0 +1,50 @@
+#pragma once
+// Tap: a Linux tap interface opened through /dev/net/tun with IFF_TAP | IFF_NO_PI |
+// IFF_VNET_HDR (vnet header size 12), non-blocking; a FrameBackend.
+//
+// Creating a tap needs CAP_NET_ADMIN (or a persistent tap owned by the user). Errors are
+// kHost with the errno and a sentence saying what to do: no permission, /dev/net/tun missing,
+// name in use by a non-tap interface, bridge missing, MAC already used on the host.
+//
+// Thread-safety: none; one owner. Move-only (the fd moves).
+
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "net/frame_backend.h"
+#include "net/mac_address.h"
+
+namespace kumo::net {
+
+class Tap final : public FrameBackend {
+ public:
+  // `name` empty: the kernel picks "kumo%d". The interface is brought up.
+  [[nodiscard]] static Result<Tap> create(std::string_view name);
+
+  Tap(Tap&&) noexcept = default;
+  Tap& operator=(Tap&&) noexcept = default;
+
+  [[nodiscard]] const std::string& name() const { return name_; }
+  [[nodiscard]] int fd() const override { return fd_.get(); }
+  [[nodiscard]] Result<size_t> read_frame(std::span<const iovec> iov) override;
+  [[nodiscard]] Result<size_t> write_frame(std::span<const iovec> iov) override;
+  [[nodiscard]] Status set_offloads(const Offloads& offloads) override;
+
+ private:
+  Tap(UniqueFd fd, std::string name) : fd_(std::move(fd)), name_(std::move(name)) {}
+  UniqueFd fd_;
+  std::string name_;
+};
+
+// Enslaves interface `ifname` to bridge `bridge` (SIOCBRADDIF). Errors name the bridge when
+// it does not exist or is not a bridge.
+[[nodiscard]] Status attach_to_bridge(std::string_view ifname, std::string_view bridge);
+// Fails when an interface in this network namespace already has `mac` (a guest with the
+// same MAC as a host interface breaks bridge forwarding).
+[[nodiscard]] Status check_mac_unused(const MacAddress& mac);
+// Sets IFF_UP on an interface.
+[[nodiscard]] Status set_link_up(std::string_view ifname);
+
+}  // namespace kumo::net

@@ -1,0 +1,113 @@
+#include "net/tap.h"
+
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <thread>
+
+namespace kumo::net {
+namespace {
+
+// Runs `fn` on a thread inside a fresh network namespace (the namespace lives while fds
+// created in it stay open).
+template <typename Fn>
+void in_fresh_netns(Fn&& fn) {
+  std::thread t([&] {
+    if (::unshare(CLONE_NEWNET) != 0) {
+      GTEST_SKIP() << "cannot create a network namespace";
+    }
+    fn();
+  });
+  t.join();
+}
+
+bool can_create_taps() { return ::geteuid() == 0 && ::access("/dev/net/tun", R_OK | W_OK) == 0; }
+
+TEST(Tap, CreatesATapWithVnetHeaders) {
+  if (!can_create_taps()) GTEST_SKIP() << "needs root and /dev/net/tun";
+  in_fresh_netns([] {
+    auto tap = Tap::create("kumotest0");
+    ASSERT_TRUE(tap) << tap.error().to_string();
+    EXPECT_EQ(tap->name(), "kumotest0");
+    EXPECT_TRUE(tap->set_offloads({.csum = true, .tso4 = true, .tso6 = true}));
+    EXPECT_TRUE(tap->set_offloads({}));
+    iovec iov{nullptr, 0};
+    auto n = tap->read_frame(std::span(&iov, 1));
+    ASSERT_TRUE(n);
+    EXPECT_EQ(*n, 0u);  // nothing waiting
+  });
+}
+
+TEST(Tap, KernelChoosesANameWhenEmpty) {
+  if (!can_create_taps()) GTEST_SKIP() << "needs root and /dev/net/tun";
+  in_fresh_netns([] {
+    auto tap = Tap::create("");
+    ASSERT_TRUE(tap) << tap.error().to_string();
+    EXPECT_EQ(tap->name().rfind("kumo", 0), 0u);
+  });
+}
+
+TEST(Tap, MissingBridgeIsAClearError) {
+  if (!can_create_taps()) GTEST_SKIP() << "needs root and /dev/net/tun";
+  in_fresh_netns([] {
+    auto tap = Tap::create("kumotest1");
+    ASSERT_TRUE(tap);
+    auto st = attach_to_bridge(tap->name(), "nosuchbr0");
+    ASSERT_FALSE(st);
+    EXPECT_NE(st.error().message.find("bridge 'nosuchbr0' does not exist"), std::string::npos);
+    auto notbr = attach_to_bridge(tap->name(), "lo");
+    ASSERT_FALSE(notbr);
+    EXPECT_NE(notbr.error().message.find("not a bridge"), std::string::npos);
+  });
+}
+
+TEST(Tap, AttachesToAnExistingBridge) {
+  if (!can_create_taps()) GTEST_SKIP() << "needs root and /dev/net/tun";
+  in_fresh_netns([] {
+    if (std::system("ip link add kumobr0 type bridge 2>/dev/null") != 0) {
+      GTEST_SKIP() << "cannot create a bridge (ip from iproute2 needed)";
+    }
+    auto tap = Tap::create("kumotest2");
+    ASSERT_TRUE(tap);
+    EXPECT_TRUE(attach_to_bridge(tap->name(), "kumobr0"));
+    // sysfs shows the host's namespace; ask iproute2, which runs in this one.
+    EXPECT_EQ(std::system("ip link show kumotest2 | grep -q 'master kumobr0'"), 0);
+  });
+}
+
+TEST(Tap, DuplicateMacIsDetected) {
+  if (!can_create_taps()) GTEST_SKIP() << "needs root and /dev/net/tun";
+  in_fresh_netns([] {
+    ASSERT_EQ(std::system("ip link add kumod0 address 52:54:00:aa:bb:cc type veth peer name kumod1"),
+              0);
+    auto st = check_mac_unused(*parse_mac("52:54:00:aa:bb:cc"));
+    ASSERT_FALSE(st);
+    EXPECT_NE(st.error().message.find("kumod0"), std::string::npos);
+    EXPECT_TRUE(check_mac_unused(*parse_mac("52:54:00:aa:bb:cd")));
+  });
+}
+
+TEST(Tap, NoPermissionIsAClearError) {
+  if (!can_create_taps()) GTEST_SKIP() << "needs root to drop privileges";
+  // Drop CAP_NET_ADMIN by switching to an unprivileged uid in a child process.
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    if (::unshare(CLONE_NEWNET) != 0 || ::setuid(65534) != 0) ::_exit(3);
+    auto tap = Tap::create("kumotest3");
+    if (tap) ::_exit(1);
+    const bool clear = tap.error().message.find("CAP_NET_ADMIN") != std::string::npos ||
+                       tap.error().message.find("permission") != std::string::npos;
+    ::_exit(clear ? 0 : 2);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+}  // namespace
+}  // namespace kumo::net
