@@ -2,7 +2,16 @@
 
 #include <unistd.h>
 
+#include <fstream>
+#include <iterator>
+
+#include <fmt/format.h>
+
+#include "arch/x86_64/bzimage.h"
+#include "arch/x86_64/elf.h"
 #include "arch/x86_64/kernel_loader.h"
+#include "arch/x86_64/vcpu/cpuid.h"
+#include "vmm/cpuid_probe.h"
 #include "arch/x86_64/layout.h"
 
 namespace kumo::vmm {
@@ -31,7 +40,44 @@ uint64_t host_physical_memory_bytes() {
                                     : 0;
 }
 
+constexpr uint32_t kXenElfNoteGuestOs = 6;
+constexpr char kLinuxWorkaround[] = "noxsave clearcpuid=cx16";
+
+// A missing or unreadable file is not Linux here; load_kernel() reports it properly.
+bool is_linux_kernel(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<uint8_t> image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (arch::x86_64::has_bzimage_magic(image)) {
+    return true;
+  }
+  auto elf = arch::x86_64::ElfImage::parse(image);
+  if (!elf) {
+    return false;
+  }
+  auto note = elf->find_note("Xen", kXenElfNoteGuestOs);
+  if (!note || !*note) {
+    return false;
+  }
+  const std::string_view guest_os(reinterpret_cast<const char*>((*note)->data()), (*note)->size());
+  return guest_os.starts_with("linux");
+}
+
 }  // namespace
+
+Result<std::string> kernel_cmdline_for_host(const kvm::KvmSystem& kvm, const VmConfig& config) {
+  if (arch::x86_64::probe_host_cpu().hardware_virtualization || !is_linux_kernel(config.kernel_path)) {
+    return config.cmdline;
+  }
+  if (KUMO_TRY(guest_cpuid_is_controllable(kvm))) {
+    return config.cmdline;
+  }
+  fmt::print(stderr,
+             "kumo: this host has no VT-x/AMD-V and guest CPUID shows host features; "
+             "appending '{}' so Linux avoids XSAVE and CMPXCHG16B\n",
+             kLinuxWorkaround);
+  return config.cmdline.empty() ? std::string(kLinuxWorkaround)
+                                : config.cmdline + " " + kLinuxWorkaround;
+}
 
 Result<std::vector<memory::RegionSpec>> guest_ram_regions(uint64_t memory_bytes) {
   const uint64_t host_bytes = host_physical_memory_bytes();

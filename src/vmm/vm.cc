@@ -44,8 +44,10 @@ Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config,
   }
   auto regions = KUMO_TRY(guest_ram_regions(config.memory_bytes));
   auto memory = KUMO_TRY(memory::GuestMemory::create(regions));
+  VmConfig effective = config;
+  effective.cmdline = KUMO_TRY(kernel_cmdline_for_host(kvm, config));
   auto vm_fd = KUMO_TRY(kvm.create_vm());
-  std::unique_ptr<Vm> vm(new Vm(std::move(kvm), std::move(vm_fd), std::move(memory), config));
+  std::unique_ptr<Vm> vm(new Vm(std::move(kvm), std::move(vm_fd), std::move(memory), effective));
   vm->exit_event_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!vm->exit_event_) {
     return host_error("eventfd for VM events");
