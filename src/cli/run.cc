@@ -20,6 +20,8 @@ Result<vmm::ConsoleConfig> parse_console(const std::string& spec) {
     c.kind = vmm::ConsoleConfig::Kind::kStdio;
   } else if (spec == "none") {
     c.kind = vmm::ConsoleConfig::Kind::kNone;
+  } else if (spec == "virtio") {
+    c.kind = vmm::ConsoleConfig::Kind::kVirtio;
   } else if (spec.starts_with("file:") && spec.size() > 5) {
     c.kind = vmm::ConsoleConfig::Kind::kFile;
     c.path = spec.substr(5);
@@ -27,7 +29,8 @@ Result<vmm::ConsoleConfig> parse_console(const std::string& spec) {
     c.kind = vmm::ConsoleConfig::Kind::kSocket;
     c.path = spec.substr(7);
   } else {
-    return invalid_input("--console '{}' is not stdio, none, file:PATH or socket:PATH", spec);
+    return invalid_input("--console '{}' is not stdio, virtio, none, file:PATH or socket:PATH",
+                         spec);
   }
   return c;
 }
@@ -60,7 +63,17 @@ int run_main(int argc, char** argv) {
   app.add_option("--cmdline", config.cmdline, "kernel command line");
   app.add_option("--memory", memory, "guest RAM, e.g. 128M, 2G (default 128M)");
   app.add_option("--cpus", config.vcpus, "number of vCPUs (default 1)");
-  app.add_option("--console", console, "stdio | file:PATH | socket:PATH | none (default stdio)");
+  app.add_option("--console", console,
+                 "stdio | virtio | file:PATH | socket:PATH | none (default stdio); virtio is a "
+                 "virtio-console on stdio");
+  app.add_option("--disk", config.disks,
+                 "virtio-blk disk: path=FILE[,readonly=on][,cache=none|writeback]"
+                 "[,io=io_uring|sync][,iops=N][,iops_burst=N][,bw=SIZE][,bw_burst=SIZE]"
+                 "[,serial=ID] (repeatable; raw or qcow2)");
+  app.add_option("--net", config.nets,
+                 "virtio-net NIC: tap=NAME | bridge=BR[,tap=NAME] [,mac=52:54:00:..]"
+                 "[,bw=SIZE][,bw_burst=SIZE][,ops=N][,ops_burst=N] (repeatable)");
+  app.add_flag("--rng", config.rng, "virtio-rng device fed by the host's getrandom()");
   app.add_option("--on-reboot", on_reboot, "what a guest reboot does: restart | exit (default exit)")
       ->check(CLI::IsMember({"restart", "exit"}));
   app.add_flag("!--no-boot-time", config.log_boot_time,

@@ -50,5 +50,19 @@ TEST(Bus, OverlappingInsertIsRejected) {
   EXPECT_TRUE(bus.insert(0x110, 1, std::make_shared<Recorder>()));
 }
 
+TEST(Bus, MoveRemapsRangeAndRejectsOverlap) {
+  Bus bus;
+  auto dev = std::make_shared<Recorder>();
+  ASSERT_TRUE(bus.insert(0x1000, 0x100, dev));
+  ASSERT_TRUE(bus.insert(0x3000, 0x100, std::make_shared<Recorder>()));
+  ASSERT_TRUE(bus.move(0x1000, 0x2000));
+  uint8_t b = 0;
+  EXPECT_FALSE(bus.read(0x1000, std::span(&b, 1)));
+  EXPECT_TRUE(bus.read(0x2004, std::span(&b, 1)));
+  EXPECT_FALSE(bus.move(0x2000, 0x3080));  // overlaps: left unmapped
+  EXPECT_FALSE(bus.read(0x2004, std::span(&b, 1)));
+  EXPECT_FALSE(bus.move(0x5000, 0x6000));  // nothing there
+}
+
 }  // namespace
 }  // namespace kumo::devices

@@ -79,6 +79,7 @@ Result<std::unique_ptr<Console>> Console::open(const ConsoleConfig& config) {
       break;
     }
     case ConsoleConfig::Kind::kNone:
+    case ConsoleConfig::Kind::kVirtio:
       break;
   }
   return c;

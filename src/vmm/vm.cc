@@ -12,7 +12,14 @@
 #include "arch/x86_64/vcpu/vcpu_setup.h"
 #include "devices/legacy/boot_timer.h"
 #include "devices/legacy/debug_exit.h"
+#include "block/open_backend.h"
 #include "devices/legacy/i8042.h"
+#include "devices/virtio/block/block_config.h"
+#include "devices/virtio/block/block_device.h"
+#include "devices/virtio/console/console_device.h"
+#include "devices/virtio/net/net_config.h"
+#include "devices/virtio/net/net_device.h"
+#include "devices/virtio/rng/rng_device.h"
 #include "vmm/boot.h"
 #include "vmm/kvm_irq_line.h"
 
@@ -32,7 +39,12 @@ Vm::Vm(kvm::KvmSystem kvm, kvm::VmFd vm, memory::GuestMemory memory, VmConfig co
       vm_(std::move(vm)),
       memory_(std::move(memory)) {}
 
-Vm::~Vm() { stop_vcpus(); }
+Vm::~Vm() {
+  stop_vcpus();
+  for (auto& d : virtio_devices_) {
+    d->shutdown();
+  }
+}
 
 Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config,
                                        std::chrono::steady_clock::time_point process_start) {
@@ -102,6 +114,78 @@ Status Vm::setup_devices(const VmConfig& config,
       })));
   pci_root_ = std::make_shared<devices::pci::PciRoot>();
   KUMO_TRY(pio_bus_.insert(devices::pci::kConfigIoBase, devices::pci::kConfigIoLen, pci_root_));
+  pci_root_->set_bar_moved_handler([this](uint8_t slot, const devices::pci::BarMove& move) {
+    if (move.old_address == 0 || move.new_address == 0) {
+      return;
+    }
+    if (Status moved = mmio_bus_.move(move.old_address, move.new_address); !moved) {
+      fmt::print(stderr, "kumo: PCI slot {} BAR {} moved to {:#x}: {}\n", slot, move.index,
+                 move.new_address, moved.error().to_string());
+    }
+  });
+  return setup_virtio_devices();
+}
+
+Status Vm::add_virtio_device(std::unique_ptr<virtio::VirtioDevice> device) {
+  // INTx for devices whose driver does not enable MSI-X: PCI IRQs 10/11 (level).
+  const uint8_t intx_gsi = static_cast<uint8_t>(10 + virtio_devices_.size() % 2);
+  devices::virtio::TransportContext context{&memory_, &msi_allocator_,
+                                            std::make_shared<KvmIrqLine>(vm_, intx_gsi),
+                                            &ioevents_};
+  auto pci_device = KUMO_TRY(devices::virtio::VirtioPciDevice::create(std::move(device), context));
+  const auto placed = KUMO_TRY(pci_root_->attach(pci_device, intx_gsi));
+  for (const devices::pci::BarPlacement& bar : placed.bars) {
+    KUMO_TRY(mmio_bus_.insert(bar.address, bar.size_bytes,
+                              std::make_shared<devices::pci::PciBarRegion>(pci_device, bar.index)));
+  }
+  virtio_devices_.push_back(std::move(pci_device));
+  return {};
+}
+
+Status Vm::setup_virtio_devices() {
+  for (const std::string& spec : config_.disks) {
+    auto disk = devices::virtio::block::parse_disk_options(spec);
+    if (!disk) {
+      return tl::unexpected(disk.error().with_context("--disk"));
+    }
+    block::OpenOptions open;
+    open.read_only = disk->read_only;
+    open.cache = disk->cache == devices::virtio::block::CacheMode::kNone ? block::CacheMode::kNone
+                                                                          : block::CacheMode::kWriteback;
+    open.io = disk->io == devices::virtio::block::IoEngine::kSync ? block::EngineKind::kThreadPool
+                                                                  : block::EngineKind::kIoUring;
+    auto backend = block::open_block_backend(disk->path, open);
+    if (!backend) {
+      return tl::unexpected(backend.error().with_context("--disk"));
+    }
+    KUMO_TRY(add_virtio_device(std::make_unique<devices::virtio::block::VirtioBlock>(
+        std::shared_ptr<block::BlockBackend>(std::move(*backend)), *disk)));
+  }
+  std::vector<std::string> macs;
+  for (const std::string& spec : config_.nets) {
+    auto net = devices::virtio::net::parse_net_options(spec);
+    if (!net) {
+      return tl::unexpected(net.error().with_context("--net"));
+    }
+    const kumo::net::MacAddress mac = net->mac.value_or(kumo::net::random_mac());
+    if (std::find(macs.begin(), macs.end(), mac.to_string()) != macs.end()) {
+      return invalid_input("--net: MAC address {} is used by two NICs of this VM", mac.to_string());
+    }
+    macs.push_back(mac.to_string());
+    auto backend = devices::virtio::net::open_tap_backend(*net, mac);
+    if (!backend) {
+      return tl::unexpected(backend.error().with_context("--net"));
+    }
+    KUMO_TRY(add_virtio_device(std::make_unique<devices::virtio::net::VirtioNet>(
+        std::move(*backend), mac, net->bandwidth, net->ops)));
+  }
+  if (config_.rng) {
+    KUMO_TRY(add_virtio_device(std::make_unique<devices::virtio::rng::VirtioRng>()));
+  }
+  if (config_.console.kind == ConsoleConfig::Kind::kVirtio) {
+    KUMO_TRY(add_virtio_device(
+        std::make_unique<devices::virtio::console::VirtioConsole>(STDIN_FILENO, STDOUT_FILENO)));
+  }
   return {};
 }
 
@@ -159,6 +243,9 @@ Status Vm::reset() {
   }
   KUMO_TRY(vm_.set_pit2(pit_reset_));
   serial_->reset();
+  for (auto& d : virtio_devices_) {
+    d->shutdown();
+  }
   {
     std::lock_guard lock(exit_mutex_);
     exit_.reset();

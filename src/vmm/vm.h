@@ -22,10 +22,12 @@
 #include "devices/bus.h"
 #include "devices/legacy/serial.h"
 #include "devices/pci/pci_root.h"
+#include "devices/virtio/pci_transport.h"
 #include "kvm/kvm_system.h"
 #include "memory/guest_memory.h"
 #include "vmm/console.h"
 #include "vmm/irq_routing.h"
+#include "vmm/kvm_pci_glue.h"
 #include "vmm/vcpu_runner.h"
 #include "vmm/vm_config.h"
 #include "vmm/vm_exit.h"
@@ -68,6 +70,8 @@ class Vm final {
   [[nodiscard]] Status setup_platform();
   [[nodiscard]] Status setup_devices(const VmConfig& config,
                                      std::chrono::steady_clock::time_point process_start);
+  [[nodiscard]] Status setup_virtio_devices();
+  [[nodiscard]] Status add_virtio_device(std::unique_ptr<virtio::VirtioDevice> device);
   [[nodiscard]] Status create_vcpus();
   [[nodiscard]] Status save_reset_state();
   [[nodiscard]] Status load_kernel();
@@ -89,6 +93,9 @@ class Vm final {
   std::shared_ptr<devices::Serial> serial_;
   std::shared_ptr<devices::pci::PciRoot> pci_root_;
   std::unique_ptr<Console> console_;
+  KvmMsiVectorAllocator msi_allocator_{vm_, irq_routing_};
+  KvmIoEventRegistry ioevents_{vm_};
+  std::vector<std::shared_ptr<devices::virtio::VirtioPciDevice>> virtio_devices_;
   std::vector<std::unique_ptr<VcpuRunner>> vcpus_;  // while run() runs; after vcpu_fds_
 
   UniqueFd exit_event_;  // eventfd: a stop reason is pending

@@ -4,11 +4,13 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace kumo::vmm {
 
 struct ConsoleConfig {
-  enum class Kind { kStdio, kFile, kSocket, kNone };
+  // kVirtio: virtio-console on stdio (the UART stays, with its output discarded).
+  enum class Kind { kStdio, kFile, kSocket, kNone, kVirtio };
   Kind kind = Kind::kStdio;
   std::string path;  // kFile: output file; kSocket: unix socket path kumo listens on
 };
@@ -23,6 +25,10 @@ struct VmConfig {
   uint32_t vcpus = 1;
   ConsoleConfig console;
   OnReboot on_reboot = OnReboot::kExit;
+  // Raw --disk / --net option strings, parsed by the devices (errors name the bad key).
+  std::vector<std::string> disks;
+  std::vector<std::string> nets;
+  bool rng = false;
   // Print the boot-timer line (guest wrote port 0x440) on stderr.
   bool log_boot_time = true;
 };
