@@ -2,13 +2,8 @@
 
 #include <unistd.h>
 
-#include <fstream>
-#include <iterator>
-
 #include <fmt/format.h>
 
-#include "arch/x86_64/bzimage.h"
-#include "arch/x86_64/elf.h"
 #include "arch/x86_64/kernel_loader.h"
 #include "arch/x86_64/vcpu/cpuid.h"
 #include "vmm/cpuid_probe.h"
@@ -40,33 +35,17 @@ uint64_t host_physical_memory_bytes() {
                                     : 0;
 }
 
-constexpr uint32_t kXenElfNoteGuestOs = 6;
 constexpr char kLinuxWorkaround[] = "noxsave clearcpuid=cx16";
-
-// A missing or unreadable file is not Linux here; load_kernel() reports it properly.
-bool is_linux_kernel(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<uint8_t> image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (arch::x86_64::has_bzimage_magic(image)) {
-    return true;
-  }
-  auto elf = arch::x86_64::ElfImage::parse(image);
-  if (!elf) {
-    return false;
-  }
-  auto note = elf->find_note("Xen", kXenElfNoteGuestOs);
-  if (!note || !*note) {
-    return false;
-  }
-  const std::string_view guest_os(reinterpret_cast<const char*>((*note)->data()), (*note)->size());
-  return guest_os.starts_with("linux");
-}
 
 }  // namespace
 
 Result<std::string> kernel_cmdline_for_host(const kvm::KvmSystem& kvm, const VmConfig& config) {
-  if (arch::x86_64::probe_host_cpu().hardware_virtualization || !is_linux_kernel(config.kernel_path)) {
+  if (arch::x86_64::probe_host_cpu().hardware_virtualization) {
     return config.cmdline;
+  }
+  auto is_linux = arch::x86_64::is_linux_kernel(config.kernel_path);
+  if (!is_linux || !*is_linux) {
+    return config.cmdline;  // not Linux, or unreadable: load_kernel() reports the error
   }
   if (KUMO_TRY(guest_cpuid_is_controllable(kvm))) {
     return config.cmdline;

@@ -65,6 +65,8 @@ Status read_exact(const OpenFile& file, uint64_t offset, std::span<uint8_t> out,
   return {};
 }
 
+constexpr uint32_t kXenElfNoteGuestOs = 6;
+
 Result<LoadedKernel> load_format(memory::GuestMemory& mem, std::span<const uint8_t> kernel) {
   if (has_elf_magic(kernel)) {
     return load_pvh_kernel(mem, kernel);
@@ -182,6 +184,28 @@ Result<BootEntry> load_kernel(memory::GuestMemory& mem, const KernelSpec& spec) 
     placement = *placed;
   }
   return finish(mem, *loaded, placement, spec.options);
+}
+
+Result<bool> is_linux_kernel(const std::filesystem::path& kernel_path) {
+  const OpenFile file = KUMO_TRY(open_input(kernel_path, "kernel"));
+  std::vector<uint8_t> image(file.size_bytes);
+  KUMO_TRY(read_exact(file, 0, image, kernel_path));
+  if (has_bzimage_magic(image)) {
+    return true;
+  }
+  if (!has_elf_magic(image)) {
+    return false;
+  }
+  auto elf = ElfImage::parse(image);
+  if (!elf) {
+    return false;
+  }
+  auto note = elf->find_note("Xen", kXenElfNoteGuestOs);
+  if (!note || !*note) {
+    return false;
+  }
+  const std::string_view guest_os(reinterpret_cast<const char*>((*note)->data()), (*note)->size());
+  return guest_os.starts_with("linux");
 }
 
 }  // namespace kumo::arch::x86_64

@@ -44,6 +44,11 @@ struct KernelSpec {
 // rejection of the format loaders, the command line or the initrd placement.
 [[nodiscard]] Result<BootEntry> load_kernel(memory::GuestMemory& mem, const KernelSpec& spec);
 
+// True for a bzImage, or an ELF whose Xen GUEST_OS note (type 6) says "linux" (a PVH
+// vmlinux); false for other kernels (e.g. kumo's test guest). Errors as load_kernel's for a
+// missing, unreadable or non-regular file.
+[[nodiscard]] Result<bool> is_linux_kernel(const std::filesystem::path& kernel_path);
+
 // The same, from bytes already in host memory (tests and fuzzers).
 [[nodiscard]] Result<BootEntry> load_kernel_image(
     memory::GuestMemory& mem, std::span<const uint8_t> kernel,

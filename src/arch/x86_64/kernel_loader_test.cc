@@ -285,3 +285,25 @@ TEST(LoadKernelImage, RealVmlinuxLoadsThroughPvh) {
 
 }  // namespace
 }  // namespace kumo::arch::x86_64
+
+namespace kumo::arch::x86_64 {
+namespace {
+
+TEST(IsLinuxKernel, BzImageIsLinuxAndPlainPvhElfIsNot) {
+  const fs::path dir = fs::temp_directory_path() / ("kumo-is-linux-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto write = [&](const std::string& name, const std::vector<uint8_t>& bytes) {
+    std::ofstream(dir / name, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    return dir / name;
+  };
+  EXPECT_TRUE(is_linux_kernel(write("bzImage", testing::make_bzimage())).value());
+  EXPECT_FALSE(is_linux_kernel(write("guest.elf", testing::make_pvh_elf())).value());
+  EXPECT_FALSE(is_linux_kernel(write("junk", std::vector<uint8_t>(64, 0x5a))).value());
+  EXPECT_FALSE(is_linux_kernel(dir));  // a directory is an error, not "not Linux"
+  EXPECT_FALSE(is_linux_kernel(dir / "missing"));
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace kumo::arch::x86_64
