@@ -24,6 +24,7 @@ class IoUringEngine final : public IoEngine {
 
   [[nodiscard]] Status submit(const EngineRequest& request) override;
   void post(uint64_t cookie, int64_t result) override;
+  void signal() override;
   [[nodiscard]] int completion_fd() const override { return event_fd_.get(); }
   [[nodiscard]] size_t reap(std::span<IoCompletion> out) override;
   void drain() override;

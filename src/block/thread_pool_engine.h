@@ -23,6 +23,7 @@ class ThreadPoolEngine final : public IoEngine {
 
   [[nodiscard]] Status submit(const EngineRequest& request) override;
   void post(uint64_t cookie, int64_t result) override;
+  void signal() override;
   [[nodiscard]] int completion_fd() const override { return event_fd_.get(); }
   [[nodiscard]] size_t reap(std::span<IoCompletion> out) override;
   void drain() override;
@@ -33,7 +34,6 @@ class ThreadPoolEngine final : public IoEngine {
   ThreadPoolEngine(int fd, size_t capacity, UniqueFd event_fd)
       : fd_(fd), capacity_(capacity), event_fd_(std::move(event_fd)) {}
   void worker_loop();
-  void signal();
 
   int fd_;
   size_t capacity_;
