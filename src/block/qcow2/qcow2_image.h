@@ -104,6 +104,8 @@ class Qcow2Image final : public BlockBackend {
   [[nodiscard]] const std::string& backing_full_path() const { return backing_full_path_; }
   [[nodiscard]] const std::vector<qcow2::Snapshot>& snapshots() const { return snapshots_; }
   [[nodiscard]] uint64_t cluster_size() const { return header_.cluster_size(); }
+  // Tests only: the image file, for fault injection (HostFile::set_write_budget).
+  [[nodiscard]] HostFile& host_file_for_testing() { return file_; }
   [[nodiscard]] bool dirty_bit() const {
     return (header_.incompatible_features & 1) != 0;
   }
