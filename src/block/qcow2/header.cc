@@ -260,7 +260,7 @@ Result<Header> parse_header(std::span<const uint8_t> b, uint64_t file_size) {
   return h;
 }
 
-Result<std::vector<uint8_t>> serialize_header(const Header& h) {
+static Result<std::vector<uint8_t>> serialize_header_impl(const Header& h, bool feature_table) {
   const uint64_t cs = h.cluster_size();
   std::vector<uint8_t> out(cs, 0);
   uint8_t* p = out.data();
@@ -309,7 +309,7 @@ Result<std::vector<uint8_t>> serialize_header(const Header& h) {
                      std::span(reinterpret_cast<const uint8_t*>(h.backing_format.data()),
                                h.backing_format.size())));
   }
-  if (h.version >= 3) {
+  if (h.version >= 3 && feature_table) {
     const std::vector<FeatureName> names =
         h.feature_names.empty() ? default_feature_names() : h.feature_names;
     std::vector<uint8_t> table(names.size() * kFeatureEntryBytes, 0);
@@ -340,6 +340,15 @@ Result<std::vector<uint8_t>> serialize_header(const Header& h) {
     std::copy(h.backing_file.begin(), h.backing_file.end(), p + pos);
   }
   return out;
+}
+
+Result<std::vector<uint8_t>> serialize_header(const Header& h) {
+  auto with_table = serialize_header_impl(h, true);
+  if (with_table) {
+    return with_table;
+  }
+  // Small clusters: the feature name table is optional, drop it to make room.
+  return serialize_header_impl(h, false);
 }
 
 std::string describe_unknown_features(const Header& h, uint8_t type, uint64_t bits) {

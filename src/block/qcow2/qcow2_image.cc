@@ -309,7 +309,7 @@ Result<Qcow2Image::Extent> Qcow2Image::map_one(uint64_t offset, uint64_t max_len
                              "cluster; the image is corrupt",
                              file_.path(), offset);
       }
-      KUMO_TRY(check_host_range(host, cs, "data cluster", offset));
+      KUMO_TRY(check_host_range(host, 1, "data cluster", offset));
       e.host = host + in;
     }
     return e;
@@ -326,7 +326,8 @@ Result<Qcow2Image::Extent> Qcow2Image::map_one(uint64_t offset, uint64_t max_len
                          "aligned; the image is corrupt",
                          file_.path(), host, offset);
   }
-  KUMO_TRY(check_host_range(host, cs, "data cluster", offset));
+  // The cluster must start inside the file; a tail past end-of-file reads as zeros.
+  KUMO_TRY(check_host_range(host, 1, "data cluster", offset));
   e.kind = Kind::kNormal;
   e.host = host + in;
   e.writable = (word & kOflagCopied) != 0;
