@@ -48,7 +48,8 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::open(const std::string& path,
   const uint64_t file_size = KUMO_TRY(file.size_bytes());
   uint8_t first[24] = {};
   KUMO_TRY(file.pread_full(0, first));
-  const uint64_t want = std::min(header_read_size(first), file_size);
+  const uint64_t hint = header_read_size(first);
+  const uint64_t want = std::min(hint != 0 ? hint : 4096, file_size);
   std::vector<uint8_t> bytes(want);
   KUMO_TRY(file.pread_full(0, bytes));
   auto header = parse_header(bytes, file_size);
