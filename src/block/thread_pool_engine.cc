@@ -80,9 +80,7 @@ Result<std::unique_ptr<ThreadPoolEngine>> ThreadPoolEngine::create(int fd, size_
     return host_error("eventfd");
   }
   std::unique_ptr<ThreadPoolEngine> e(new ThreadPoolEngine(fd, capacity, std::move(efd)));
-  for (unsigned i = 0; i < threads; ++i) {
-    e->threads_.emplace_back([p = e.get()] { p->worker_loop(); });
-  }
+  e->thread_count_ = threads;  // started on the first submit()
   return e;
 }
 
@@ -103,6 +101,11 @@ void ThreadPoolEngine::signal() {
 }
 
 Status ThreadPoolEngine::submit(const EngineRequest& request) {
+  if (threads_.empty()) {
+    for (unsigned i = 0; i < thread_count_; ++i) {
+      threads_.emplace_back([this] { worker_loop(); });
+    }
+  }
   {
     std::lock_guard lock(mu_);
     if (in_flight_ >= capacity_) {

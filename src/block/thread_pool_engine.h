@@ -45,6 +45,7 @@ class ThreadPoolEngine final : public IoEngine {
   std::deque<IoCompletion> done_;
   size_t in_flight_ = 0;  // submitted, not yet completed
   bool stopping_ = false;
+  unsigned thread_count_ = 0;
   std::vector<std::thread> threads_;
 };
 
