@@ -30,6 +30,7 @@ class IoUringEngine final : public IoEngine {
   void drain() override;
   [[nodiscard]] size_t in_flight() const override { return in_flight_; }
   [[nodiscard]] size_t capacity() const override { return capacity_; }
+  [[nodiscard]] bool has_pending() { return !done_.empty() || io_uring_cq_ready(&ring_) > 0; }
 
  private:
   IoUringEngine(int fd, size_t capacity, UniqueFd event_fd)

@@ -15,8 +15,10 @@ namespace kumo::block {
 
 class ThreadPoolEngine final : public IoEngine {
  public:
-  [[nodiscard]] static Result<std::unique_ptr<ThreadPoolEngine>> create(int fd, size_t capacity,
-                                                                        unsigned threads);
+  // shared_event_fd >= 0: signal that eventfd (not owned) instead of an own one.
+  [[nodiscard]] static Result<std::unique_ptr<ThreadPoolEngine>> create(
+      int fd, size_t capacity, unsigned threads, int shared_event_fd = -1);
+  [[nodiscard]] bool has_pending() const;
   ~ThreadPoolEngine() override;
   ThreadPoolEngine(const ThreadPoolEngine&) = delete;
   ThreadPoolEngine& operator=(const ThreadPoolEngine&) = delete;
@@ -24,7 +26,9 @@ class ThreadPoolEngine final : public IoEngine {
   [[nodiscard]] Status submit(const EngineRequest& request) override;
   void post(uint64_t cookie, int64_t result) override;
   void signal() override;
-  [[nodiscard]] int completion_fd() const override { return event_fd_.get(); }
+  [[nodiscard]] int completion_fd() const override {
+    return shared_event_fd_ >= 0 ? shared_event_fd_ : event_fd_.get();
+  }
   [[nodiscard]] size_t reap(std::span<IoCompletion> out) override;
   void drain() override;
   [[nodiscard]] size_t in_flight() const override;
@@ -38,6 +42,7 @@ class ThreadPoolEngine final : public IoEngine {
   int fd_;
   size_t capacity_;
   UniqueFd event_fd_;
+  int shared_event_fd_ = -1;
   mutable std::mutex mu_;
   std::condition_variable work_cv_;
   std::condition_variable done_cv_;
