@@ -1061,12 +1061,8 @@ Status Qcow2Image::submit(const IoRequest& r) {
   }
   if (fast_ok) {
     // Fast path: every piece maps to an in-place data cluster (or, for reads, to zeros).
-    struct Piece {
-      uint64_t host;
-      uint64_t len;
-      bool zero;
-    };
-    std::vector<Piece> pieces;
+    std::vector<Piece>& pieces = scratch_pieces_;  // reused: no allocation per request
+    pieces.clear();
     bool fast = true;
     size_t data_pieces = 0;
     for (uint64_t pos = 0; pos < len && fast;) {
@@ -1094,7 +1090,8 @@ Status Qcow2Image::submit(const IoRequest& r) {
       // Split the caller's iovecs at piece boundaries.
       size_t vi = 0;
       uint64_t voff = 0;
-      std::vector<std::pair<size_t, size_t>> ranges;  // [begin, end) into p->iov per piece
+      std::vector<std::pair<size_t, size_t>>& ranges = scratch_ranges_;  // into p->iov
+      ranges.clear();
       p->iov.reserve(r.iov.size() + pieces.size());
       for (const Piece& pc : pieces) {
         const size_t begin = p->iov.size();

@@ -223,6 +223,13 @@ class Qcow2Image final : public BlockBackend {
   uint64_t decompressed_word_ = 0;  // L2 word whose cluster is in decompressed_
   std::vector<uint8_t> decompressed_;
 
+  struct Piece {
+    uint64_t host;
+    uint64_t len;
+    bool zero;
+  };
+  std::vector<Piece> scratch_pieces_;
+  std::vector<std::pair<size_t, size_t>> scratch_ranges_;
   std::unique_ptr<IoEngine> engine_;
   std::vector<Parent> parents_;
   std::vector<uint64_t> free_parents_;
