@@ -10,7 +10,7 @@ packages=(
   libexpected-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   liburing-dev libseccomp-dev zlib1g-dev libzstd-dev libsqlite3-dev
   qemu-system-x86 qemu-utils
-  busybox-static cpio lz4 iproute2 util-linux python3
+  busybox-static cpio lz4 iproute2 util-linux python3 bc
   linux-image-cloud-amd64
 )
 missing=()

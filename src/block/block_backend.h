@@ -14,7 +14,9 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <optional>
 #include <span>
+#include <string_view>
 
 #include "base/result.h"
 
@@ -37,6 +39,16 @@ struct IoCompletion {
   int64_t result = 0;  // bytes transferred (>= 0) or -errno
 };
 
+// Allocation status of a range in one layer of a backing chain (kumo img map / convert).
+struct BlockStatus {
+  uint64_t len_bytes = 0;   // how far this status extends from the queried offset
+  bool allocated = false;   // this layer defines the content (else: the backing file does)
+  bool zero = false;        // reads as zeros
+  bool data = false;        // backed by data in this layer's file
+  bool compressed = false;
+  std::optional<uint64_t> host_offset;  // where the data lives in this layer's file
+};
+
 class BlockBackend {
  public:
   virtual ~BlockBackend() = default;
@@ -57,6 +69,18 @@ class BlockBackend {
   // Moves up to out.size() completions into out; returns how many. Clears the fd's readiness
   // when it returns fewer than out.size().
   [[nodiscard]] virtual size_t reap(std::span<IoCompletion> out) = 0;
+
+  // Introspection (kumo img); defaults describe a plain file.
+  [[nodiscard]] virtual std::string_view format_name() const { return "raw"; }
+  // Status of [offset, offset + max_len) in this layer; never longer than max_len.
+  [[nodiscard]] virtual Result<BlockStatus> block_status(uint64_t offset_bytes,
+                                                         uint64_t max_len_bytes) {
+    return BlockStatus{max_len_bytes, true, false, true, false, offset_bytes};
+  }
+  // The next image in the backing chain, or nullptr. Owned by this back end.
+  [[nodiscard]] virtual BlockBackend* backing() { return nullptr; }
+  // Flushes and releases; later calls fail. The destructor closes too, ignoring errors.
+  [[nodiscard]] virtual Status close() { return flush(); }
 };
 
 }  // namespace kumo::block

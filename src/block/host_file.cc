@@ -42,10 +42,10 @@ Result<HostFile> HostFile::open(const std::string& path, bool read_only, bool di
   if (::stat(path.c_str(), &st) != 0) {
     const int e = errno;
     if (e == ENOENT || e == ENOTDIR) {
-      return make_error(ErrorKind::kInvalidInput, e, fmt::format("'{}': no such file", path));
+      return make_error(ErrorKind::kInvalidInput, 0, fmt::format("'{}': no such file", path));
     }
     if (e == EACCES) {
-      return make_error(ErrorKind::kInvalidInput, e,
+      return make_error(ErrorKind::kInvalidInput, 0,
                         fmt::format("'{}': permission denied", path));
     }
     return host_error_errno(e, "'{}': cannot stat", path);
@@ -64,7 +64,7 @@ Result<HostFile> HostFile::open(const std::string& path, bool read_only, bool di
   if (!fd) {
     const int e = errno;
     if (e == EACCES || e == EPERM || e == EROFS) {
-      return make_error(ErrorKind::kInvalidInput, e,
+      return make_error(ErrorKind::kInvalidInput, 0,
                         fmt::format("'{}': permission denied (opening {})", path,
                                     read_only ? "read-only" : "read-write"));
     }
@@ -85,8 +85,8 @@ Result<HostFile> HostFile::create(const std::string& path) {
     const int e = errno;
     if (e == EACCES || e == EPERM || e == EROFS || e == ENOENT || e == EISDIR ||
         e == ENOTDIR) {
-      return make_error(ErrorKind::kInvalidInput, e,
-                        fmt::format("'{}': cannot create", path));
+      return make_error(ErrorKind::kInvalidInput, 0,
+                        fmt::format("'{}': cannot create ({})", path, std::strerror(e)));
     }
     return host_error_errno(e, "'{}': cannot create", path);
   }

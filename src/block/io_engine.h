@@ -39,6 +39,8 @@ class IoEngine {
   [[nodiscard]] virtual Status submit(const EngineRequest& request) = 0;
   // Queues a completion produced without I/O (e.g. served from memory); signals the fd.
   virtual void post(uint64_t cookie, int64_t result) = 0;
+  // Makes completion_fd() readable (the owner holds completions of its own to hand out).
+  virtual void signal() = 0;
   [[nodiscard]] virtual int completion_fd() const = 0;
   // Moves up to out.size() completions into out. When it returns fewer than out.size() the
   // fd's readiness is cleared; otherwise the fd stays readable.

@@ -75,6 +75,10 @@ Status IoUringEngine::submit(const EngineRequest& r) {
 
 void IoUringEngine::post(uint64_t cookie, int64_t result) {
   done_.push_back(IoCompletion{cookie, result});
+  signal();
+}
+
+void IoUringEngine::signal() {
   const uint64_t one = 1;
   [[maybe_unused]] const ssize_t n = ::write(event_fd_.get(), &one, sizeof(one));
 }
@@ -118,8 +122,7 @@ size_t IoUringEngine::reap(std::span<IoCompletion> out) {
     done_.pop_front();
   }
   if (!done_.empty()) {
-    const uint64_t one = 1;
-    [[maybe_unused]] const ssize_t w = ::write(event_fd_.get(), &one, sizeof(one));
+    signal();
   }
   return got;
 }

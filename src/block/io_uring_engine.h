@@ -24,11 +24,13 @@ class IoUringEngine final : public IoEngine {
 
   [[nodiscard]] Status submit(const EngineRequest& request) override;
   void post(uint64_t cookie, int64_t result) override;
+  void signal() override;
   [[nodiscard]] int completion_fd() const override { return event_fd_.get(); }
   [[nodiscard]] size_t reap(std::span<IoCompletion> out) override;
   void drain() override;
   [[nodiscard]] size_t in_flight() const override { return in_flight_; }
   [[nodiscard]] size_t capacity() const override { return capacity_; }
+  [[nodiscard]] bool has_pending() { return !done_.empty() || io_uring_cq_ready(&ring_) > 0; }
 
  private:
   IoUringEngine(int fd, size_t capacity, UniqueFd event_fd)

@@ -31,6 +31,7 @@ struct OpenOptions {
   uint64_t l2_cache_bytes = 0;
   uint64_t refcount_cache_bytes = 0;
   bool open_backing = true;  // false: unallocated clusters read as zeros (kumo img rebase -u)
+  bool allow_corrupt = false;  // open a qcow2 marked corrupt read-write (kumo img check -r)
 };
 
 [[nodiscard]] Result<std::unique_ptr<BlockBackend>> open_block_backend(const std::string& path,

@@ -52,3 +52,36 @@ inline std::vector<IoCompletion> wait_completions(BlockBackend& b, size_t count)
 }
 
 }  // namespace kumo::block::testing
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+
+namespace kumo::block::testing {
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+// Runs a shell command, capturing its output.
+inline CommandResult run_command(const std::string& cmd) {
+  CommandResult r;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) {
+    return r;
+  }
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) {
+    r.output.append(buf.data(), n);
+  }
+  const int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+inline bool have_qemu_img() { return run_command("qemu-img --version").exit_code == 0; }
+
+}  // namespace kumo::block::testing

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstring>
 
 #include "block/io_uring_engine.h"
 
@@ -74,15 +76,18 @@ int64_t execute_sync(int fd, const EngineRequest& r) {
 }
 
 Result<std::unique_ptr<ThreadPoolEngine>> ThreadPoolEngine::create(int fd, size_t capacity,
-                                                                   unsigned threads) {
-  UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!efd) {
-    return host_error("eventfd");
+                                                                   unsigned threads,
+                                                                   int shared_event_fd) {
+  UniqueFd efd;
+  if (shared_event_fd < 0) {
+    efd.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!efd) {
+      return host_error("eventfd");
+    }
   }
   std::unique_ptr<ThreadPoolEngine> e(new ThreadPoolEngine(fd, capacity, std::move(efd)));
-  for (unsigned i = 0; i < threads; ++i) {
-    e->threads_.emplace_back([p = e.get()] { p->worker_loop(); });
-  }
+  e->shared_event_fd_ = shared_event_fd;
+  e->thread_count_ = threads;  // started on the first submit()
   return e;
 }
 
@@ -99,10 +104,20 @@ ThreadPoolEngine::~ThreadPoolEngine() {
 
 void ThreadPoolEngine::signal() {
   const uint64_t one = 1;
-  [[maybe_unused]] const ssize_t n = ::write(event_fd_.get(), &one, sizeof(one));
+  [[maybe_unused]] const ssize_t n = ::write(completion_fd(), &one, sizeof(one));
+}
+
+bool ThreadPoolEngine::has_pending() const {
+  std::lock_guard lock(mu_);
+  return !done_.empty();
 }
 
 Status ThreadPoolEngine::submit(const EngineRequest& request) {
+  if (threads_.empty()) {
+    for (unsigned i = 0; i < thread_count_; ++i) {
+      threads_.emplace_back([this] { worker_loop(); });
+    }
+  }
   {
     std::lock_guard lock(mu_);
     if (in_flight_ >= capacity_) {
@@ -148,7 +163,7 @@ void ThreadPoolEngine::worker_loop() {
 
 size_t ThreadPoolEngine::reap(std::span<IoCompletion> out) {
   uint64_t counter = 0;
-  [[maybe_unused]] const ssize_t n = ::read(event_fd_.get(), &counter, sizeof(counter));
+  [[maybe_unused]] const ssize_t n = ::read(completion_fd(), &counter, sizeof(counter));
   std::lock_guard lock(mu_);
   size_t got = 0;
   while (got < out.size() && !done_.empty()) {
@@ -171,10 +186,68 @@ size_t ThreadPoolEngine::in_flight() const {
   return in_flight_;
 }
 
+namespace {
+
+// Page-cache mode: io_uring for everything except buffered writes, which io_uring would punt
+// to io-wq workers serialized per inode; those go to a small thread pool instead. Both signal
+// the ring's eventfd.
+class HybridEngine final : public IoEngine {
+ public:
+  HybridEngine(int fd, std::unique_ptr<IoUringEngine> ring, std::unique_ptr<ThreadPoolEngine> pool)
+      : fd_(fd), ring_(std::move(ring)), pool_(std::move(pool)) {}
+  Status submit(const EngineRequest& r) override {
+    if (in_flight() >= capacity()) {
+      return host_error_errno(EAGAIN, "engine: {} requests in flight", in_flight());
+    }
+    if (r.op != IoOp::kWrite) {
+      return ring_->submit(r);
+    }
+    if (in_flight() == 0) {
+      // Nothing to overlap with: a page-cache copy now beats a hand-off to a thread.
+      ring_->post(r.cookie, execute_sync(fd_, r));
+      return {};
+    }
+    return pool_->submit(r);
+  }
+  void post(uint64_t cookie, int64_t result) override { ring_->post(cookie, result); }
+  void signal() override { ring_->signal(); }
+  int completion_fd() const override { return ring_->completion_fd(); }
+  size_t reap(std::span<IoCompletion> out) override {
+    size_t got = ring_->reap(out);
+    if (got < out.size()) {
+      got += pool_->reap(out.subspan(got));
+    }
+    if (ring_->has_pending() || pool_->has_pending()) {
+      signal();  // more to hand out, or a completion raced the clears above
+    }
+    return got;
+  }
+  void drain() override {
+    pool_->drain();
+    ring_->drain();
+  }
+  size_t in_flight() const override { return ring_->in_flight() + pool_->in_flight(); }
+  size_t capacity() const override { return ring_->capacity(); }
+
+ private:
+  int fd_;
+  std::unique_ptr<IoUringEngine> ring_;
+  std::unique_ptr<ThreadPoolEngine> pool_;
+};
+
+}  // namespace
+
 Result<std::unique_ptr<IoEngine>> make_io_engine(EngineKind kind, int fd, size_t capacity) {
   if (kind == EngineKind::kIoUring) {
     auto ring = IoUringEngine::create(fd, capacity);
     if (ring) {
+      const int flags = ::fcntl(fd, F_GETFL);
+      if (flags >= 0 && (flags & O_DIRECT) == 0 && (flags & O_ACCMODE) != O_RDONLY) {
+        const int efd = (*ring)->completion_fd();
+        auto pool = KUMO_TRY(ThreadPoolEngine::create(fd, capacity, 4, efd));
+        return std::unique_ptr<IoEngine>(
+            std::make_unique<HybridEngine>(fd, std::move(*ring), std::move(pool)));
+      }
       return std::unique_ptr<IoEngine>(std::move(*ring));
     }
     // Kernel without io_uring (or forbidden by seccomp): fall back to threads.

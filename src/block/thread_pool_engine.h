@@ -15,15 +15,20 @@ namespace kumo::block {
 
 class ThreadPoolEngine final : public IoEngine {
  public:
-  [[nodiscard]] static Result<std::unique_ptr<ThreadPoolEngine>> create(int fd, size_t capacity,
-                                                                        unsigned threads);
+  // shared_event_fd >= 0: signal that eventfd (not owned) instead of an own one.
+  [[nodiscard]] static Result<std::unique_ptr<ThreadPoolEngine>> create(
+      int fd, size_t capacity, unsigned threads, int shared_event_fd = -1);
+  [[nodiscard]] bool has_pending() const;
   ~ThreadPoolEngine() override;
   ThreadPoolEngine(const ThreadPoolEngine&) = delete;
   ThreadPoolEngine& operator=(const ThreadPoolEngine&) = delete;
 
   [[nodiscard]] Status submit(const EngineRequest& request) override;
   void post(uint64_t cookie, int64_t result) override;
-  [[nodiscard]] int completion_fd() const override { return event_fd_.get(); }
+  void signal() override;
+  [[nodiscard]] int completion_fd() const override {
+    return shared_event_fd_ >= 0 ? shared_event_fd_ : event_fd_.get();
+  }
   [[nodiscard]] size_t reap(std::span<IoCompletion> out) override;
   void drain() override;
   [[nodiscard]] size_t in_flight() const override;
@@ -33,11 +38,11 @@ class ThreadPoolEngine final : public IoEngine {
   ThreadPoolEngine(int fd, size_t capacity, UniqueFd event_fd)
       : fd_(fd), capacity_(capacity), event_fd_(std::move(event_fd)) {}
   void worker_loop();
-  void signal();
 
   int fd_;
   size_t capacity_;
   UniqueFd event_fd_;
+  int shared_event_fd_ = -1;
   mutable std::mutex mu_;
   std::condition_variable work_cv_;
   std::condition_variable done_cv_;
@@ -45,6 +50,7 @@ class ThreadPoolEngine final : public IoEngine {
   std::deque<IoCompletion> done_;
   size_t in_flight_ = 0;  // submitted, not yet completed
   bool stopping_ = false;
+  unsigned thread_count_ = 0;
   std::vector<std::thread> threads_;
 };
 

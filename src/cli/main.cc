@@ -17,6 +17,7 @@ struct Verb {
 
 constexpr Verb kVerbs[] = {
     {"run", kumo::cli::run_main, "boot a virtual machine (the VMM, one process per VM)"},
+    {"img", kumo::cli::img_main, "create, inspect, check, convert and benchmark disk images"},
 };
 
 void print_usage(FILE* out) {

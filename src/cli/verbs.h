@@ -5,5 +5,6 @@
 namespace kumo::cli {
 
 int run_main(int argc, char** argv);
+int img_main(int argc, char** argv);
 
 }  // namespace kumo::cli

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Storage benchmark: `kumo img bench` and `qemu-img bench` side by side on the same images in
+# the same run (same request size, depth, count, offsets, cache=writeback), median of 3
+# alternating runs each; prints ratios and rewrites the storage section of docs/benchmarks.md.
+#
+# Usage: bench/img_bench.sh            (after scripts/setup.sh; env: SIZE=1G REPS=3 KUMO=build/kumo)
+#
+# qemu-img bench only has a sequential pattern (offset += step), so the side-by-side cases use
+# it; "rand" rows are kumo alone (qcow2 vs raw), where the target is a ratio to raw.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KUMO=${KUMO:-build/kumo}
+SIZE=${SIZE:-1G}
+REPS=${REPS:-3}
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/kumo-img-bench.XXXXXX")
+trap 'rm -rf "$DIR"' EXIT
+command -v qemu-img >/dev/null || { echo "img_bench: qemu-img missing (qemu-utils)"; exit 1; }
+
+echo "img_bench: preparing $SIZE images in $DIR"
+qemu-img create -q -f qcow2 "$DIR/full.qcow2" "$SIZE"
+qemu-io -f qcow2 -c "write -q -P 0x5a 0 $SIZE" "$DIR/full.qcow2"
+qemu-img convert -O raw "$DIR/full.qcow2" "$DIR/full.raw"
+cat "$DIR/full.qcow2" "$DIR/full.raw" >/dev/null  # warm the page cache
+
+# secs TOOL ARGS... : prints the run time in seconds of one bench run.
+secs() {
+  local tool=$1; shift
+  if [[ $tool == qemu ]]; then
+    qemu-img bench "$@" | sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p'
+  else
+    "$KUMO" img bench "$@" | sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p'
+  fi
+}
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# run_pair NAME COUNT SETUP_FN ARGS... : median seconds for qemu-img and kumo.
+rows=()
+run_pair() {
+  local name=$1 count=$2 setup=$3; shift 3
+  local q=() k=()
+  for ((i = 0; i < REPS; i++)); do
+    $setup; q+=("$(secs qemu -c "$count" "$@")")
+    $setup; k+=("$(secs kumo -c "$count" "$@")")
+  done
+  local qs ks
+  qs=$(printf '%s\n' "${q[@]}" | median)
+  ks=$(printf '%s\n' "${k[@]}" | median)
+  rows+=("$name|$count|$qs|$ks")
+  printf '%-34s qemu-img %8.0f IOPS   kumo %8.0f IOPS   kumo/qemu-img %.2f\n' "$name" \
+    "$(echo "$count / $qs" | bc -l)" "$(echo "$count / $ks" | bc -l)" "$(echo "$qs / $ks" | bc -l)"
+}
+# run_kumo NAME COUNT IMAGE ARGS... : median seconds for kumo alone.
+kumo_only() {
+  local count=$1; shift
+  local k=()
+  for ((i = 0; i < REPS; i++)); do k+=("$(secs kumo -c "$count" "$@")"); done
+  printf '%s\n' "${k[@]}" | median
+}
+none() { :; }
+fresh_overlay() {
+  rm -f "$DIR/ovl.qcow2"
+  qemu-img create -q -f qcow2 -b full.qcow2 -F qcow2 "$DIR/ovl.qcow2"
+}
+
+N=${N:-100000}
+run_pair "qcow2 4K seq read QD1" "$N" none -s 4K -d 1 "$DIR/full.qcow2"
+run_pair "qcow2 4K seq read QD32" "$N" none -s 4K -d 32 "$DIR/full.qcow2"
+run_pair "qcow2 4K seq write QD1" "$N" none -w -s 4K -d 1 "$DIR/full.qcow2"
+run_pair "qcow2 4K seq write QD32" "$N" none -w -s 4K -d 32 "$DIR/full.qcow2"
+run_pair "qcow2 1M seq read QD4" 2000 none -s 1M -d 4 "$DIR/full.qcow2"
+run_pair "qcow2 1M seq write QD4" 2000 none -w -s 1M -d 4 "$DIR/full.qcow2"
+run_pair "raw 4K seq read QD32" "$N" none -s 4K -d 32 "$DIR/full.raw"
+CLUSTERS=$(( $(qemu-img info --output=json "$DIR/full.qcow2" | sed -n 's/.*"virtual-size": \([0-9]*\).*/\1/p') / 65536 ))
+run_pair "COW: 4K first writes, fresh overlay, QD32" "$CLUSTERS" fresh_overlay \
+  -w -s 4K -S 64K -d 32 "$DIR/ovl.qcow2"
+
+echo "kumo qcow2 vs kumo raw (same workload, kumo alone):"
+vs_raw=()
+for spec in "4K rand read QD1|-s 4K -d 1 --pattern rand|$N" \
+            "4K rand read QD32|-s 4K -d 32 --pattern rand|$N" \
+            "4K rand write QD1|-w -s 4K -d 1 --pattern rand|$N" \
+            "4K rand write QD32|-w -s 4K -d 32 --pattern rand|$N" \
+            "1M seq read QD4|-s 1M -d 4|2000" \
+            "1M seq write QD4|-w -s 1M -d 4|2000"; do
+  IFS='|' read -r name args count <<<"$spec"
+  # shellcheck disable=SC2086
+  q=$(kumo_only "$count" $args "$DIR/full.qcow2")
+  # shellcheck disable=SC2086
+  r=$(kumo_only "$count" $args "$DIR/full.raw")
+  vs_raw+=("$name|$count|$r|$q")
+  printf '%-34s raw %8.0f IOPS   qcow2 %8.0f IOPS   qcow2/raw %.2f\n' "$name" \
+    "$(echo "$count / $r" | bc -l)" "$(echo "$count / $q" | bc -l)" "$(echo "$r / $q" | bc -l)"
+done
+
+# docs/benchmarks.md: replace (or add) the storage section, keep the rest.
+doc=docs/benchmarks.md
+[[ -f $doc ]] || printf '# kumo benchmarks\n\nEach section is written by its script in bench/.\n' >"$doc"
+section=$(mktemp)
+{
+  echo "<!-- storage:begin (written by bench/img_bench.sh; do not edit by hand) -->"
+  echo "## Storage: kumo img bench vs qemu-img bench"
+  echo
+  echo "Run: \`bench/img_bench.sh\` on $(date -u +%Y-%m-%d), $(nproc) CPUs, kernel $(uname -r),"
+  echo "$(qemu-img --version | head -1). $SIZE images (fully allocated qcow2, 64 KiB clusters,"
+  echo "and a raw copy) in the page cache, cache=writeback, median of $REPS alternating runs."
+  echo "kumo uses io_uring; qemu-img bench its default thread pool (aio=threads)."
+  echo
+  echo "| workload (same args for both) | requests | qemu-img IOPS | kumo IOPS | kumo / qemu-img |"
+  echo "|---|---|---|---|---|"
+  for row in "${rows[@]}"; do
+    IFS='|' read -r name count qs ks <<<"$row"
+    printf '| %s | %s | %.0f | %.0f | %.2f |\n' "$name" "$count" "$(echo "$count / $qs" | bc -l)" \
+      "$(echo "$count / $ks" | bc -l)" "$(echo "$qs / $ks" | bc -l)"
+  done
+  echo
+  echo "qemu-img bench has no random pattern; kumo's own random and sequential runs, qcow2"
+  echo "against the raw copy of the same data:"
+  echo
+  echo "| workload (kumo img bench) | requests | raw IOPS | qcow2 IOPS | qcow2 / raw |"
+  echo "|---|---|---|---|---|"
+  for row in "${vs_raw[@]}"; do
+    IFS='|' read -r name count r q <<<"$row"
+    printf '| %s | %s | %.0f | %.0f | %.2f |\n' "$name" "$count" "$(echo "$count / $r" | bc -l)" \
+      "$(echo "$count / $q" | bc -l)" "$(echo "$r / $q" | bc -l)"
+  done
+  echo "<!-- storage:end -->"
+} >"$section"
+if grep -q '<!-- storage:begin' "$doc"; then
+  awk -v f="$section" '
+    /<!-- storage:begin/ { while ((getline l < f) > 0) print l; skip = 1; next }
+    /<!-- storage:end -->/ { skip = 0; next }
+    !skip { print }' "$doc" >"$doc.new" && mv "$doc.new" "$doc"
+else
+  { echo; cat "$section"; } >>"$doc"
+fi
+rm -f "$section"
+echo "img_bench: wrote the storage section of $doc"

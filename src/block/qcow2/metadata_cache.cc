@@ -1,0 +1,120 @@
+#include "block/qcow2/metadata_cache.h"
+
+namespace kumo::block::qcow2 {
+
+MetadataCache::Entry* MetadataCache::lookup(uint64_t offset) {
+  if (last_ != nullptr && last_->offset == offset) {
+    return last_;
+  }
+  auto it = entries_.find(offset);
+  if (it == entries_.end()) {
+    return nullptr;
+  }
+  last_ = &it->second;
+  return last_;
+}
+
+Status MetadataCache::write_back(Entry& e) {
+  if (!e.dirty) {
+    return {};
+  }
+  if (barrier_) {
+    KUMO_TRY(barrier_());
+  }
+  KUMO_TRY(file_->pwrite_full(e.offset, e.data));
+  e.dirty = false;
+  --dirty_count_;
+  return {};
+}
+
+Status MetadataCache::make_room() {
+  while (entries_.size() >= capacity_) {
+    auto victim = entries_.begin();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it->second.last_use < victim->second.last_use) {
+        victim = it;
+      }
+    }
+    KUMO_TRY(write_back(victim->second));
+    if (last_ == &victim->second) {
+      last_ = nullptr;
+    }
+    entries_.erase(victim);
+  }
+  return {};
+}
+
+Result<uint8_t*> MetadataCache::get(uint64_t offset) {
+  if (Entry* e = lookup(offset)) {
+    e->last_use = ++tick_;
+    return e->data.data();
+  }
+  KUMO_TRY(make_room());
+  Entry e;
+  e.offset = offset;
+  e.data.resize(table_bytes_);
+  KUMO_TRY(file_->pread_full(offset, e.data));
+  e.last_use = ++tick_;
+  Entry& slot = entries_[offset] = std::move(e);
+  last_ = &slot;
+  return slot.data.data();
+}
+
+Result<uint8_t*> MetadataCache::get_fresh(uint64_t offset) {
+  Entry* e = lookup(offset);
+  if (e == nullptr) {
+    KUMO_TRY(make_room());
+    Entry n;
+    n.offset = offset;
+    n.data.resize(table_bytes_);
+    e = &(entries_[offset] = std::move(n));
+    last_ = e;
+  } else {
+    std::fill(e->data.begin(), e->data.end(), uint8_t{0});
+  }
+  e->last_use = ++tick_;
+  if (!e->dirty) {
+    e->dirty = true;
+    ++dirty_count_;
+  }
+  return e->data.data();
+}
+
+void MetadataCache::mark_dirty(uint64_t offset) {
+  Entry* e = lookup(offset);
+  if (e != nullptr && !e->dirty) {
+    e->dirty = true;
+    ++dirty_count_;
+  }
+}
+
+Status MetadataCache::flush() {
+  if (dirty_count_ == 0) {
+    return {};
+  }
+  for (auto& [off, e] : entries_) {
+    KUMO_TRY(write_back(e));
+  }
+  return {};
+}
+
+Status MetadataCache::flush_one(uint64_t offset) {
+  Entry* e = lookup(offset);
+  return e != nullptr ? write_back(*e) : Status{};
+}
+
+void MetadataCache::discard(uint64_t offset) {
+  auto it = entries_.find(offset);
+  if (it == entries_.end()) {
+    return;
+  }
+  if (it->second.dirty) {
+    --dirty_count_;
+  }
+  if (last_ == &it->second) {
+    last_ = nullptr;
+  }
+  entries_.erase(it);
+}
+
+}  // namespace kumo::block::qcow2

@@ -1,0 +1,1181 @@
+#include "block/qcow2/qcow2_image.h"
+
+#include <stdlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "block/qcow2/compress.h"
+#include "block/qcow2/format.h"
+#include "block/raw_file.h"
+
+namespace kumo::block {
+
+using namespace qcow2;  // NOLINT(google-build-using-namespace): this file implements qcow2
+
+namespace {
+
+constexpr size_t kPendingFreeLimit = 4096;
+
+std::string real_path(const std::string& path) {
+  char* r = ::realpath(path.c_str(), nullptr);
+  if (r == nullptr) {
+    return path;
+  }
+  std::string out(r);
+  std::free(r);
+  return out;
+}
+
+}  // namespace
+
+Qcow2Image::Qcow2Image(HostFile file, Header header, OpenOptions options)
+    : file_(std::move(file)), header_(std::move(header)), options_(options) {}
+
+Qcow2Image::~Qcow2Image() {
+  if (!closed_) {
+    [[maybe_unused]] auto st = close();
+  }
+}
+
+Result<std::unique_ptr<Qcow2Image>> Qcow2Image::open(const std::string& path,
+                                                     const OpenOptions& options,
+                                                     ChainState* chain) {
+  HostFile file =
+      KUMO_TRY(HostFile::open(path, options.read_only, options.cache == CacheMode::kNone));
+  const uint64_t file_size = KUMO_TRY(file.size_bytes());
+  uint8_t first[24] = {};
+  KUMO_TRY(file.pread_full(0, first));
+  const uint64_t hint = header_read_size(first);
+  const uint64_t want = std::min(hint != 0 ? hint : 4096, file_size);
+  std::vector<uint8_t> bytes(want);
+  KUMO_TRY(file.pread_full(0, bytes));
+  auto header = parse_header(bytes, file_size);
+  if (!header) {
+    return tl::unexpected(header.error().with_context(fmt::format("'{}'", path)));
+  }
+  std::unique_ptr<Qcow2Image> img(new Qcow2Image(std::move(file), std::move(*header), options));
+  img->host_end_ = file_size;
+  ChainState local;
+  auto st = img->load(chain != nullptr ? chain : &local);
+  if (st && chain == nullptr) {
+    st = img->ensure_engine();  // the top image serves the asynchronous path
+  }
+  if (!st) {
+    img->closed_ = true;  // nothing to flush
+    const std::string prefix = fmt::format("'{}'", path);
+    if (st.error().message.rfind(prefix, 0) == 0) {
+      return tl::unexpected(st.error());
+    }
+    return tl::unexpected(st.error().with_context(prefix));
+  }
+  return img;
+}
+
+Status Qcow2Image::load(ChainState* chain) {
+  const Header& h = header_;
+  const uint64_t cs = h.cluster_size();
+  read_only_ = options_.read_only;
+  if ((h.incompatible_features & kIncompatCorrupt) != 0 && !read_only_ &&
+      !options_.allow_corrupt) {
+    return invalid_input("image is marked corrupt; it can only be opened read-only (repair "
+                         "with 'kumo img check -r all')");
+  }
+  if (h.extended_l2() && !read_only_) {
+    return invalid_input("images with extended L2 entries (subclusters) open read-only only");
+  }
+  lazy_ = (h.compatible_features & kCompatLazyRefcounts) != 0;
+
+  // L1 table.
+  l1_.assign(h.l1_size, 0);
+  std::vector<uint8_t> raw(uint64_t{h.l1_size} * 8);
+  KUMO_TRY(file_.pread_full(h.l1_table_offset, raw));
+  for (size_t i = 0; i < l1_.size(); ++i) {
+    const uint64_t e = load_be64(raw.data() + i * 8);
+    const uint64_t off = e & kL1OffsetMask;
+    if ((e & kL1ReservedMask) != 0 || off % cs != 0) {
+      return invalid_input("L1 entry {} ({:#x}) is malformed", i, e);
+    }
+    if (off != 0 && (off > host_end_ || cs > host_end_ - off)) {
+      return invalid_input("L1 entry {} points to an L2 table at {:#x}, outside the {}-byte "
+                           "file",
+                           i, off, host_end_);
+    }
+    l1_[i] = e;
+  }
+  uint64_t l2_tables = options_.l2_cache_bytes != 0
+                           ? options_.l2_cache_bytes / cs
+                           : std::min<uint64_t>(std::max<uint64_t>(h.l1_size, 1),
+                                                (32ull << 20) / cs);
+  l2_cache_ = std::make_unique<MetadataCache>(&file_, cs, std::max<uint64_t>(l2_tables, 2));
+  l2_cache_->set_barrier([this] { return barrier(); });
+  const uint64_t rc_tables = options_.refcount_cache_bytes != 0
+                                 ? options_.refcount_cache_bytes / cs
+                                 : std::max<uint64_t>((256u << 10) / cs, 4);
+  refcounts_ = std::make_unique<Refcounts>(
+      &file_, h.cluster_bits, h.refcount_order, rc_tables,
+      [this](uint64_t off, uint32_t clusters) -> Status {
+        header_.refcount_table_offset = off;
+        header_.refcount_table_clusters = clusters;
+        uint8_t b[12];
+        store_be64(b, off);
+        store_be32(b + 8, clusters);
+        return write_header_field(48, b);
+      });
+  KUMO_TRY(refcounts_->load(h.refcount_table_offset, h.refcount_table_clusters, host_end_));
+  KUMO_TRY(load_snapshots());
+  KUMO_TRY(open_backing_file(chain));
+
+  if (!read_only_) {
+    if (header_.version >= 3 && header_.autoclear_features != 0) {
+      header_.autoclear_features = 0;  // we maintain none of them
+      uint8_t b[8] = {};
+      KUMO_TRY(write_header_field(88, b));
+    }
+    if (dirty_bit()) {
+      // Lazy refcounts after a crash: rebuild them before anything allocates.
+      auto report = KUMO_TRY(check(RepairMode::kAll));
+      if (report.corruptions > report.corruptions_fixed) {
+        return invalid_input("the dirty image could not be repaired: {}",
+                             report.messages.empty() ? "" : report.messages.front());
+      }
+    }
+  }
+  return {};
+}
+
+Status Qcow2Image::load_snapshots() {
+  if (header_.nb_snapshots == 0) {
+    return {};
+  }
+  const uint64_t avail = host_end_ - header_.snapshots_offset;
+  uint64_t len = std::min<uint64_t>(65536, avail);
+  for (;;) {
+    std::vector<uint8_t> raw(len);
+    KUMO_TRY(file_.pread_full(header_.snapshots_offset, raw));
+    auto snaps = parse_snapshot_table(raw, header_.nb_snapshots, cluster_size(), host_end_,
+                                      &snapshot_table_bytes_);
+    if (snaps) {
+      snapshots_ = std::move(*snaps);
+      for (Snapshot& s : snapshots_) {
+        if (!s.has_disk_size) {
+          s.disk_size_bytes = header_.size_bytes;
+        }
+      }
+      return {};
+    }
+    if (len >= avail || len >= kMaxSnapshotTableBytes) {
+      return tl::unexpected(snaps.error());
+    }
+    len = std::min({len * 4, avail, kMaxSnapshotTableBytes});
+  }
+}
+
+Status Qcow2Image::open_backing_file(ChainState* chain) {
+  if (header_.backing_file.empty()) {
+    return {};
+  }
+  namespace fs = std::filesystem;
+  fs::path p(header_.backing_file);
+  if (p.is_relative()) {
+    p = fs::path(file_.path()).parent_path() / p;
+  }
+  backing_full_path_ = p.lexically_normal().string();
+  if (!options_.open_backing) {
+    return {};
+  }
+  const std::string me = real_path(file_.path());
+  if (chain->real_paths.empty()) {
+    chain->real_paths.push_back(me);
+  }
+  const std::string target = real_path(backing_full_path_);
+  if (std::find(chain->real_paths.begin(), chain->real_paths.end(), target) !=
+      chain->real_paths.end()) {
+    return invalid_input("backing chain loops: '{}' is already in the chain", backing_full_path_);
+  }
+  if (chain->real_paths.size() >= static_cast<size_t>(kMaxChainDepth)) {
+    return invalid_input("backing chain too deep (more than {} images)", kMaxChainDepth);
+  }
+  chain->real_paths.push_back(target);
+  OpenOptions bo = options_;
+  bo.read_only = true;
+  bo.format = ImageFormat::kAuto;
+  if (header_.backing_format == "raw") {
+    bo.format = ImageFormat::kRaw;
+  } else if (header_.backing_format == "qcow2") {
+    bo.format = ImageFormat::kQcow2;
+  } else if (!header_.backing_format.empty()) {
+    return invalid_input("backing file '{}' has unsupported format '{}'", backing_full_path_,
+                         header_.backing_format);
+  }
+  if (bo.format == ImageFormat::kAuto) {
+    auto fmt = probe_format(backing_full_path_);
+    if (!fmt) {
+      return tl::unexpected(
+          fmt.error().with_context(fmt::format("backing file '{}'", header_.backing_file)));
+    }
+    bo.format = *fmt;
+  }
+  Result<std::unique_ptr<BlockBackend>> b = std::unique_ptr<BlockBackend>();
+  if (bo.format == ImageFormat::kQcow2) {
+    auto q = Qcow2Image::open(backing_full_path_, bo, chain);
+    if (q) {
+      b = std::unique_ptr<BlockBackend>(std::move(*q));
+    } else {
+      b = tl::unexpected(q.error());
+    }
+  } else {
+    b = open_block_backend(backing_full_path_, bo);
+  }
+  if (!b) {
+    return tl::unexpected(
+        b.error().with_context(fmt::format("backing file '{}'", header_.backing_file)));
+  }
+  backing_ = std::move(*b);
+  return {};
+}
+
+// ---- mapping ---------------------------------------------------------------------------
+
+Status Qcow2Image::check_host_range(uint64_t host, uint64_t len, const char* what,
+                                    uint64_t guest) {
+  if (host > host_end_ || len > host_end_ - host) {
+    return invalid_input("'{}': {} for guest offset {} points to {:#x}, outside the {}-byte "
+                         "file; the image is corrupt",
+                         file_.path(), what, guest, host, host_end_);
+  }
+  return {};
+}
+
+Result<uint64_t> Qcow2Image::l2_word(uint64_t gc) {
+  const uint64_t per = header_.l2_entries();
+  const uint64_t l1i = gc / per;
+  if (l1i >= l1_.size()) {
+    return 0;
+  }
+  const uint64_t l2off = l1_[l1i] & kL1OffsetMask;
+  if (l2off == 0) {
+    return 0;
+  }
+  const uint8_t* t = KUMO_TRY(l2_cache_->get(l2off));
+  return load_be64(t + (gc % per) * header_.l2_entry_bytes());
+}
+
+Result<Qcow2Image::Extent> Qcow2Image::map_one(uint64_t offset, uint64_t max_len) {
+  const uint64_t cs = cluster_size();
+  const uint64_t gc = offset >> header_.cluster_bits;
+  const uint64_t in = offset & (cs - 1);
+  Extent e;
+  e.len = std::min(max_len, cs - in);
+  const uint64_t per = header_.l2_entries();
+  const uint64_t l1i = gc / per;
+  if (l1i >= l1_.size()) {
+    return e;
+  }
+  const uint64_t l2off = l1_[l1i] & kL1OffsetMask;
+  if (l2off == 0) {
+    return e;
+  }
+  const uint8_t* t = KUMO_TRY(l2_cache_->get(l2off));
+  const uint8_t* entry = t + (gc % per) * header_.l2_entry_bytes();
+  const uint64_t word = load_be64(entry);
+  if ((word & kOflagCompressed) != 0) {
+    e.kind = Kind::kCompressed;
+    e.host = word;
+    return e;
+  }
+  const uint64_t host = word & kL2OffsetMask;
+  if (header_.extended_l2()) {
+    const uint64_t bitmap = load_be64(entry + 8);
+    const uint64_t sc_size = cs / kSubclustersPerCluster;
+    auto status_of = [&](uint64_t sc) {
+      if ((bitmap >> sc) & 1) {
+        return Kind::kNormal;
+      }
+      return ((bitmap >> (32 + sc)) & 1) ? Kind::kZero : Kind::kUnallocated;
+    };
+    uint64_t sc = in / sc_size;
+    const Kind k = status_of(sc);
+    uint64_t end = (sc + 1) * sc_size;
+    while (end < cs && status_of(end / sc_size) == k) {
+      end += sc_size;
+    }
+    e.kind = k;
+    e.len = std::min(max_len, end - in);
+    if (k == Kind::kNormal) {
+      if (host == 0 || host % cs != 0) {
+        return invalid_input("'{}': subcluster of guest offset {} allocated without a data "
+                             "cluster; the image is corrupt",
+                             file_.path(), offset);
+      }
+      KUMO_TRY(check_host_range(host, 1, "data cluster", offset));
+      e.host = host + in;
+    }
+    return e;
+  }
+  if ((word & kOflagZero) != 0 && header_.version >= 3) {
+    e.kind = Kind::kZero;
+    return e;
+  }
+  if (host == 0) {
+    return e;
+  }
+  if (host % cs != 0) {
+    return invalid_input("'{}': data cluster offset {:#x} for guest offset {} is not cluster "
+                         "aligned; the image is corrupt",
+                         file_.path(), host, offset);
+  }
+  // The cluster must start inside the file; a tail past end-of-file reads as zeros.
+  KUMO_TRY(check_host_range(host, 1, "data cluster", offset));
+  e.kind = Kind::kNormal;
+  e.host = host + in;
+  e.writable = (word & kOflagCopied) != 0;
+  return e;
+}
+
+Result<Qcow2Image::Extent> Qcow2Image::map_extent(uint64_t offset, uint64_t max_len) {
+  Extent first = KUMO_TRY(map_one(offset, max_len));
+  if (first.kind == Kind::kCompressed) {
+    return first;
+  }
+  while (first.len < max_len) {
+    const Extent next = KUMO_TRY(map_one(offset + first.len, max_len - first.len));
+    if (next.kind != first.kind || next.writable != first.writable ||
+        (first.kind == Kind::kNormal && next.host != first.host + first.len)) {
+      break;
+    }
+    first.len += next.len;
+  }
+  return first;
+}
+
+Status Qcow2Image::read_backing(uint64_t offset, std::span<uint8_t> out) {
+  if (!backing_) {
+    std::memset(out.data(), 0, out.size());
+    return {};
+  }
+  const uint64_t bsize = backing_->size_bytes();
+  size_t n = 0;
+  if (offset < bsize) {
+    n = static_cast<size_t>(std::min<uint64_t>(out.size(), bsize - offset));
+    KUMO_TRY(backing_->read(offset, out.first(n)));
+  }
+  std::memset(out.data() + n, 0, out.size() - n);
+  return {};
+}
+
+Status Qcow2Image::read_compressed(uint64_t word, uint64_t in_cluster, std::span<uint8_t> out) {
+  const uint64_t cs = cluster_size();
+  if (decompressed_word_ != word || decompressed_.size() != cs) {
+    const uint32_t x = 62 - (header_.cluster_bits - 8);
+    const uint64_t coffset = word & ((uint64_t{1} << x) - 1);
+    const uint64_t sectors = ((word & ~kOflagCopied & ~kOflagCompressed) >> x) + 1;
+    const uint64_t csize = sectors * 512 - (coffset & 511);
+    if (coffset >= host_end_) {
+      return invalid_input("'{}': compressed cluster at {:#x} lies outside the file",
+                           file_.path(), coffset);
+    }
+    std::vector<uint8_t> in(static_cast<size_t>(std::min(csize, 2 * cs + 512)));
+    KUMO_TRY(file_.pread_full(coffset, in));
+    decompressed_.resize(cs);
+    decompressed_word_ = 0;
+    auto st = decompress_cluster(header_.compression_type, in, decompressed_);
+    if (!st) {
+      return tl::unexpected(st.error().with_context(
+          fmt::format("'{}': compressed cluster at {:#x}", file_.path(), coffset)));
+    }
+    decompressed_word_ = word;
+  }
+  std::memcpy(out.data(), decompressed_.data() + in_cluster, out.size());
+  return {};
+}
+
+Status Qcow2Image::read_extent(const Extent& e, uint64_t offset, std::span<uint8_t> out) {
+  switch (e.kind) {
+    case Kind::kUnallocated:
+      return read_backing(offset, out);
+    case Kind::kZero:
+      std::memset(out.data(), 0, out.size());
+      return {};
+    case Kind::kNormal:
+      return file_.pread_full(e.host, out);
+    case Kind::kCompressed:
+      return read_compressed(e.host, offset & (cluster_size() - 1), out);
+  }
+  return {};
+}
+
+Status Qcow2Image::read(uint64_t offset, std::span<uint8_t> out) {
+  KUMO_TRY(check_range(offset, out.size(), header_.size_bytes));
+  size_t pos = 0;
+  while (pos < out.size()) {
+    const Extent e = KUMO_TRY(map_extent(offset + pos, out.size() - pos));
+    KUMO_TRY(read_extent(e, offset + pos, out.subspan(pos, e.len)));
+    pos += e.len;
+  }
+  return {};
+}
+
+Result<BlockStatus> Qcow2Image::block_status(uint64_t offset, uint64_t max_len) {
+  KUMO_TRY(check_range(offset, max_len, header_.size_bytes));
+  const Extent e = KUMO_TRY(map_extent(offset, max_len));
+  BlockStatus s;
+  s.len_bytes = e.len;
+  switch (e.kind) {
+    case Kind::kUnallocated:
+      break;
+    case Kind::kZero:
+      s.allocated = true;
+      s.zero = true;
+      break;
+    case Kind::kNormal:
+      s.allocated = true;
+      s.data = true;
+      s.host_offset = e.host;
+      break;
+    case Kind::kCompressed:
+      s.allocated = true;
+      s.data = true;
+      s.compressed = true;
+      break;
+  }
+  return s;
+}
+
+// ---- writing ---------------------------------------------------------------------------
+
+Status Qcow2Image::ensure_writable() const {
+  if (closed_) {
+    return invalid_input("'{}': image is closed", file_.path());
+  }
+  if (read_only_) {
+    return invalid_input("'{}': image is open read-only", file_.path());
+  }
+  return {};
+}
+
+Status Qcow2Image::datasync() {
+  KUMO_TRY(file_.datasync());
+  unsynced_ = false;
+  return {};
+}
+
+Status Qcow2Image::barrier() {
+  // Before an L2 table reaches the disk: refcounts (unless lazy) and data first, synced.
+  if (!lazy_ && refcounts_->dirty()) {
+    KUMO_TRY(refcounts_->flush());
+    unsynced_ = true;
+  }
+  if (unsynced_) {
+    KUMO_TRY(datasync());
+  }
+  return {};
+}
+
+Status Qcow2Image::write_header_field(uint64_t offset, std::span<const uint8_t> bytes) {
+  KUMO_TRY(file_.pwrite_full(offset, bytes));
+  unsynced_ = true;
+  return {};
+}
+
+Status Qcow2Image::write_whole_header() {
+  std::vector<uint8_t> raw = KUMO_TRY(serialize_header(header_));
+  KUMO_TRY(file_.pwrite_full(0, raw));
+  unsynced_ = true;
+  return {};
+}
+
+Status Qcow2Image::mark_dirty_for_lazy_refcounts() {
+  if (!lazy_ || dirty_set_by_us_ || header_.version < 3) {
+    return {};
+  }
+  header_.incompatible_features |= kIncompatDirty;
+  uint8_t b[8];
+  store_be64(b, header_.incompatible_features);
+  KUMO_TRY(write_header_field(72, b));
+  KUMO_TRY(datasync());
+  dirty_set_by_us_ = true;
+  return {};
+}
+
+void Qcow2Image::free_later(uint64_t word) {
+  if ((word & kOflagCompressed) != 0 || (word & kL2OffsetMask) != 0) {
+    pending_free_.push_back(word);
+  }
+}
+
+Result<uint64_t> Qcow2Image::l2_for_write(uint64_t l1i) {
+  const uint64_t e = l1_[l1i];
+  const uint64_t old = e & kL1OffsetMask;
+  if ((e & kOflagCopied) != 0 && old != 0) {
+    return old;
+  }
+  const uint64_t cs = cluster_size();
+  std::vector<uint8_t> copy;
+  if (old != 0) {
+    const uint8_t* src = KUMO_TRY(l2_cache_->get(old));
+    copy.assign(src, src + cs);
+  }
+  const uint64_t idx = KUMO_TRY(refcounts_->allocate(1));
+  const uint64_t off = idx << header_.cluster_bits;
+  host_end_ = std::max(host_end_, off + cs);
+  uint8_t* dst = KUMO_TRY(l2_cache_->get_fresh(off));
+  if (!copy.empty()) {
+    std::memcpy(dst, copy.data(), cs);
+    pending_free_.push_back(old);  // the shared table loses the active L1's reference
+  }
+  l1_[l1i] = off | kOflagCopied;
+  l1_dirty_.push_back(l1i);
+  return off;
+}
+
+Status Qcow2Image::read_old_cluster(uint64_t gc, uint64_t word, uint64_t in_cluster,
+                                    std::span<uint8_t> out) {
+  if (out.empty()) {
+    return {};
+  }
+  const uint64_t guest = (gc << header_.cluster_bits) + in_cluster;
+  if ((word & kOflagCompressed) != 0) {
+    return read_compressed(word, in_cluster, out);
+  }
+  if ((word & kOflagZero) != 0 && header_.version >= 3) {
+    std::memset(out.data(), 0, out.size());
+    return {};
+  }
+  const uint64_t host = word & kL2OffsetMask;
+  if (host != 0) {
+    KUMO_TRY(check_host_range(host, cluster_size(), "data cluster", guest));
+    return file_.pread_full(host + in_cluster, out);
+  }
+  return read_backing(guest, out);
+}
+
+Status Qcow2Image::write_in_cluster(uint64_t offset, std::span<const uint8_t> in) {
+  const uint64_t cs = cluster_size();
+  const uint64_t gc = offset >> header_.cluster_bits;
+  const uint64_t in_off = offset & (cs - 1);
+  const uint64_t per = header_.l2_entries();
+  const uint64_t l2off = KUMO_TRY(l2_for_write(gc / per));
+  const uint64_t idx = gc % per;
+  uint8_t* t = KUMO_TRY(l2_cache_->get(l2off));
+  const uint64_t word = load_be64(t + idx * 8);
+  const uint64_t host = word & kL2OffsetMask;
+  const bool compressed = (word & kOflagCompressed) != 0;
+  const bool zero = (word & kOflagZero) != 0 && header_.version >= 3;
+  if (!compressed && (word & kOflagCopied) != 0 && host != 0) {
+    KUMO_TRY(check_host_range(host, cs, "data cluster", offset));
+    if (!zero) {
+      KUMO_TRY(file_.pwrite_full(host + in_off, in));
+      unsynced_ = true;
+      return {};
+    }
+    // A preallocated zero cluster: fill it, then drop the zero flag.
+    std::vector<uint8_t> buf(cs, 0);
+    std::memcpy(buf.data() + in_off, in.data(), in.size());
+    KUMO_TRY(file_.pwrite_full(host, buf));
+    unsynced_ = true;
+    t = KUMO_TRY(l2_cache_->get(l2off));
+    store_be64(t + idx * 8, host | kOflagCopied);
+    l2_cache_->mark_dirty(l2off);
+    return {};
+  }
+  // Copy-on-write into a new cluster: old content around the new bytes.
+  std::vector<uint8_t> buf(cs);
+  if (in.size() < cs) {
+    KUMO_TRY(read_old_cluster(gc, word, 0, std::span(buf).first(in_off)));
+    KUMO_TRY(read_old_cluster(gc, word, in_off + in.size(),
+                              std::span(buf).subspan(in_off + in.size())));
+  }
+  std::memcpy(buf.data() + in_off, in.data(), in.size());
+  const uint64_t new_idx = KUMO_TRY(refcounts_->allocate(1));
+  const uint64_t new_host = new_idx << header_.cluster_bits;
+  host_end_ = std::max(host_end_, new_host + cs);
+  KUMO_TRY(file_.pwrite_full(new_host, buf));
+  unsynced_ = true;
+  t = KUMO_TRY(l2_cache_->get(l2off));
+  store_be64(t + idx * 8, new_host | kOflagCopied);
+  l2_cache_->mark_dirty(l2off);
+  free_later(word);
+  return {};
+}
+
+Status Qcow2Image::write(uint64_t offset, std::span<const uint8_t> in) {
+  KUMO_TRY(ensure_writable());
+  KUMO_TRY(check_range(offset, in.size(), header_.size_bytes));
+  KUMO_TRY(mark_dirty_for_lazy_refcounts());
+  const uint64_t cs = cluster_size();
+  size_t pos = 0;
+  while (pos < in.size()) {
+    const uint64_t off = offset + pos;
+    // In-place runs over allocated clusters go out as one write.
+    const Extent e = KUMO_TRY(map_extent(off, in.size() - pos));
+    if (e.kind == Kind::kNormal && e.writable) {
+      KUMO_TRY(file_.pwrite_full(e.host, in.subspan(pos, e.len)));
+      unsynced_ = true;
+      pos += e.len;
+      continue;
+    }
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(in.size() - pos, cs - (off & (cs - 1))));
+    KUMO_TRY(write_in_cluster(off, in.subspan(pos, n)));
+    pos += n;
+  }
+  if (pending_free_.size() > kPendingFreeLimit) {
+    KUMO_TRY(flush_metadata());
+  }
+  return {};
+}
+
+Status Qcow2Image::set_cluster_word(uint64_t gc, uint64_t new_word, bool allocate_l2) {
+  const uint64_t per = header_.l2_entries();
+  const uint64_t l1i = gc / per;
+  if (l1i >= l1_.size()) {
+    return {};
+  }
+  if ((l1_[l1i] & kL1OffsetMask) == 0 && !allocate_l2) {
+    return {};
+  }
+  const uint64_t old = KUMO_TRY(l2_word(gc));
+  if (old == new_word) {
+    return {};
+  }
+  const uint64_t l2off = KUMO_TRY(l2_for_write(l1i));
+  uint8_t* t = KUMO_TRY(l2_cache_->get(l2off));
+  store_be64(t + (gc % per) * 8, new_word);
+  l2_cache_->mark_dirty(l2off);
+  free_later(old);
+  return {};
+}
+
+Status Qcow2Image::discard(uint64_t offset, uint64_t len) {
+  KUMO_TRY(ensure_writable());
+  KUMO_TRY(check_range(offset, len, header_.size_bytes));
+  KUMO_TRY(mark_dirty_for_lazy_refcounts());
+  const uint64_t cs = cluster_size();
+  const uint64_t end = offset + len == header_.size_bytes ? align_up(offset + len, cs)
+                                                          : (offset + len) / cs * cs;
+  // With a backing file, a discarded cluster must not show the backing data again (v3 zero
+  // flag); v2 cannot express that, so the backing data shows through.
+  const uint64_t word = (backing_ && header_.version >= 3) ? kOflagZero : 0;
+  for (uint64_t c = align_up(offset, cs); c < end; c += cs) {
+    KUMO_TRY(set_cluster_word(c / cs, word, word != 0));
+  }
+  if (pending_free_.size() > kPendingFreeLimit) {
+    KUMO_TRY(flush_metadata());
+  }
+  return {};
+}
+
+Status Qcow2Image::write_zeroes(uint64_t offset, uint64_t len) {
+  KUMO_TRY(ensure_writable());
+  KUMO_TRY(check_range(offset, len, header_.size_bytes));
+  KUMO_TRY(mark_dirty_for_lazy_refcounts());
+  const uint64_t cs = cluster_size();
+  const std::vector<uint8_t> zeros(cs, 0);
+  uint64_t pos = offset;
+  const uint64_t end = offset + len;
+  while (pos < end) {
+    const uint64_t in = pos & (cs - 1);
+    const uint64_t n = std::min(end - pos, cs - in);
+    const bool whole = in == 0 && (n == cs || pos + n == header_.size_bytes);
+    if (whole && header_.version >= 3) {
+      // Unallocated without a backing file already reads as zeros.
+      const uint64_t word = backing_ ? kOflagZero : 0;
+      KUMO_TRY(set_cluster_word(pos / cs, word, word != 0));
+    } else {
+      const Extent e = KUMO_TRY(map_one(pos, n));
+      const bool reads_zero =
+          e.len >= n && (e.kind == Kind::kZero || (e.kind == Kind::kUnallocated && !backing_));
+      if (!reads_zero) {
+        KUMO_TRY(write(pos, std::span(zeros).first(static_cast<size_t>(n))));
+      }
+    }
+    pos += n;
+  }
+  if (pending_free_.size() > kPendingFreeLimit) {
+    KUMO_TRY(flush_metadata());
+  }
+  return {};
+}
+
+Status Qcow2Image::write_compressed(uint64_t offset, std::span<const uint8_t> data) {
+  KUMO_TRY(ensure_writable());
+  const uint64_t cs = cluster_size();
+  if (offset % cs != 0 ||
+      (data.size() != cs && offset + data.size() != header_.size_bytes) || data.size() > cs) {
+    return invalid_input("compressed writes take one whole, aligned cluster");
+  }
+  KUMO_TRY(check_range(offset, data.size(), header_.size_bytes));
+  const uint64_t gc = offset / cs;
+  const uint64_t old = KUMO_TRY(l2_word(gc));
+  if ((old & ~kOflagZero) != 0) {
+    return invalid_input("compressed writes go to unallocated clusters only");
+  }
+  std::vector<uint8_t> full(cs, 0);
+  std::memcpy(full.data(), data.data(), data.size());
+  auto packed = compress_cluster(header_.compression_type, full);
+  if (!packed) {
+    return write(offset, data);
+  }
+  KUMO_TRY(mark_dirty_for_lazy_refcounts());
+  const uint64_t len = packed->size();
+  uint64_t at = 0;
+  if (compressed_cursor_ != 0 && compressed_cursor_ + len <= compressed_end_) {
+    at = compressed_cursor_;
+    KUMO_TRY(refcounts_->update(at / cs, 1));  // one more compressed cluster in this one
+  } else {
+    const uint64_t n = div_round_up(len, cs);
+    const uint64_t idx = KUMO_TRY(refcounts_->allocate(n));
+    at = idx * cs;
+    compressed_end_ = (idx + n) * cs;
+    host_end_ = std::max(host_end_, compressed_end_);
+  }
+  compressed_cursor_ = at + len;
+  KUMO_TRY(file_.pwrite_full(at, *packed));
+  unsynced_ = true;
+  const uint32_t x = 62 - (header_.cluster_bits - 8);
+  const uint64_t sectors = (at + len - 1) / 512 - at / 512;
+  const uint64_t word = kOflagCompressed | (sectors << x) | at;
+  const uint64_t per = header_.l2_entries();
+  const uint64_t l2off = KUMO_TRY(l2_for_write(gc / per));
+  uint8_t* t = KUMO_TRY(l2_cache_->get(l2off));
+  store_be64(t + (gc % per) * 8, word);
+  l2_cache_->mark_dirty(l2off);
+  return {};
+}
+
+Status Qcow2Image::flush_metadata() {
+  if (read_only_ || closed_) {
+    return {};
+  }
+  if (refcounts_->dirty()) {
+    KUMO_TRY(refcounts_->flush());
+    unsynced_ = true;
+  }
+  if (l2_cache_->has_dirty() || !l1_dirty_.empty()) {
+    if (unsynced_) {
+      KUMO_TRY(datasync());
+    }
+    KUMO_TRY(l2_cache_->flush());
+  }
+  if (!l1_dirty_.empty()) {
+    std::sort(l1_dirty_.begin(), l1_dirty_.end());
+    l1_dirty_.erase(std::unique(l1_dirty_.begin(), l1_dirty_.end()), l1_dirty_.end());
+    KUMO_TRY(datasync());  // L2 tables before the L1 entries pointing at them
+    for (uint64_t i : l1_dirty_) {
+      uint8_t b[8];
+      store_be64(b, l1_[i]);
+      KUMO_TRY(file_.pwrite_full(header_.l1_table_offset + i * 8, b));
+    }
+    l1_dirty_.clear();
+    unsynced_ = true;
+  }
+  if (!pending_free_.empty()) {
+    KUMO_TRY(datasync());  // the unlinking L2/L1 updates before the refcount decrements
+    const uint64_t cs = cluster_size();
+    const uint32_t x = 62 - (header_.cluster_bits - 8);
+    std::vector<uint64_t> frees;
+    frees.swap(pending_free_);
+    for (uint64_t w : frees) {
+      if ((w & kOflagCompressed) != 0) {
+        const uint64_t coff = w & ((uint64_t{1} << x) - 1);
+        const uint64_t sectors = ((w & ~kOflagCopied & ~kOflagCompressed) >> x) + 1;
+        const uint64_t last = (coff / 512 + sectors) * 512 - 1;
+        for (uint64_t c = coff / cs; c <= last / cs; ++c) {
+          KUMO_TRY(refcounts_->update(c, -1));
+        }
+        if (decompressed_word_ == w) {
+          decompressed_word_ = 0;
+        }
+        continue;
+      }
+      const uint64_t host = w & kL2OffsetMask;
+      KUMO_TRY(refcounts_->update(host / cs, -1));
+      if (KUMO_TRY(refcounts_->get(host / cs)) == 0) {
+        l2_cache_->discard(host);
+      }
+    }
+    KUMO_TRY(refcounts_->flush());
+    unsynced_ = true;
+  }
+  return {};
+}
+
+Status Qcow2Image::flush() {
+  if (read_only_ || closed_) {
+    return {};
+  }
+  KUMO_TRY(flush_metadata());
+  if (unsynced_) {
+    KUMO_TRY(datasync());
+  }
+  return {};
+}
+
+Status Qcow2Image::close() {
+  if (closed_) {
+    return {};
+  }
+  if (engine_) {
+    engine_->drain();
+  }
+  Status st = flush();
+  if (st && dirty_set_by_us_) {
+    header_.incompatible_features &= ~kIncompatDirty;
+    uint8_t b[8];
+    store_be64(b, header_.incompatible_features);
+    st = write_header_field(72, b);
+    if (st) {
+      st = datasync();
+    }
+    dirty_set_by_us_ = false;
+  }
+  if (backing_) {
+    [[maybe_unused]] auto bs = backing_->close();
+  }
+  closed_ = true;
+  engine_.reset();
+  return st;
+}
+
+// ---- header-level operations -------------------------------------------------------------
+
+Status Qcow2Image::write_l1_table_to(uint64_t offset, const std::vector<uint64_t>& l1) {
+  std::vector<uint8_t> raw(align_up(std::max<uint64_t>(l1.size() * 8, 1), cluster_size()), 0);
+  for (size_t i = 0; i < l1.size(); ++i) {
+    store_be64(raw.data() + i * 8, l1[i]);
+  }
+  KUMO_TRY(file_.pwrite_full(offset, raw));
+  unsynced_ = true;
+  return {};
+}
+
+Status Qcow2Image::resize(uint64_t new_size, bool allow_shrink) {
+  KUMO_TRY(ensure_writable());
+  if (new_size > kMaxVirtualSize) {
+    return invalid_input("'{}': size {} is too large", file_.path(), new_size);
+  }
+  if (!snapshots_.empty() && new_size < header_.size_bytes) {
+    return invalid_input("'{}': cannot shrink an image that has internal snapshots",
+                         file_.path());
+  }
+  const uint64_t old_size = header_.size_bytes;
+  const uint64_t cs = cluster_size();
+  if (new_size < old_size) {
+    if (!allow_shrink) {
+      return invalid_input("'{}': shrinking needs --shrink (data past {} bytes is lost)",
+                           file_.path(), new_size);
+    }
+    const uint64_t first = align_up(new_size, cs) / cs;
+    for (uint64_t c = first; c < div_round_up(old_size, cs); ++c) {
+      KUMO_TRY(set_cluster_word(c, 0, false));
+    }
+    // Bytes past the new end inside the last cluster must read as zeros if it grows again.
+    if (new_size % cs != 0) {
+      KUMO_TRY(write_zeroes(new_size, std::min(align_up(new_size, cs), old_size) - new_size));
+    }
+  }
+  KUMO_TRY(flush_metadata());
+  const uint64_t need = header_.l1_entries_needed(new_size);
+  if (need * 8 > kMaxL1Bytes) {
+    return invalid_input("'{}': size {} needs an L1 table larger than {} bytes", file_.path(),
+                         new_size, kMaxL1Bytes);
+  }
+  if (need > l1_.size()) {
+    std::vector<uint64_t> l1 = l1_;
+    l1.resize(need, 0);
+    const uint64_t clusters = div_round_up(need * 8, cs);
+    const uint64_t idx = KUMO_TRY(refcounts_->allocate(clusters));
+    host_end_ = std::max(host_end_, (idx + clusters) * cs);
+    KUMO_TRY(write_l1_table_to(idx * cs, l1));
+    KUMO_TRY(refcounts_->flush());
+    KUMO_TRY(datasync());
+    const uint64_t old_off = header_.l1_table_offset;
+    const uint64_t old_clusters = div_round_up(uint64_t{header_.l1_size} * 8, cs);
+    header_.l1_table_offset = idx * cs;
+    header_.l1_size = static_cast<uint32_t>(need);
+    l1_ = std::move(l1);
+    uint8_t b[12];
+    store_be32(b, header_.l1_size);
+    store_be64(b + 4, header_.l1_table_offset);
+    KUMO_TRY(write_header_field(36, b));
+    KUMO_TRY(datasync());
+    for (uint64_t i = 0; i < old_clusters && old_off != 0; ++i) {
+      KUMO_TRY(refcounts_->update(old_off / cs + i, -1));
+    }
+  }
+  header_.size_bytes = new_size;
+  uint8_t b[8];
+  store_be64(b, new_size);
+  KUMO_TRY(write_header_field(24, b));
+  if (new_size > old_size && backing_ && backing_->size_bytes() > old_size) {
+    // The new area must not show the backing file's data.
+    KUMO_TRY(write_zeroes(old_size, new_size - old_size));
+  } else if (new_size > old_size && old_size % cs != 0) {
+    const uint64_t tail_end = std::min(align_up(old_size, cs), new_size);
+    KUMO_TRY(write_zeroes(old_size, tail_end - old_size));
+  }
+  return flush();
+}
+
+Status Qcow2Image::set_backing(const std::string& file, const std::string& format) {
+  KUMO_TRY(ensure_writable());
+  KUMO_TRY(flush());
+  Header h = header_;
+  h.backing_file = file;
+  h.backing_format = file.empty() ? "" : format;
+  std::vector<uint8_t> raw = KUMO_TRY(serialize_header(h));
+  header_ = std::move(h);
+  KUMO_TRY(file_.pwrite_full(0, raw));
+  KUMO_TRY(datasync());
+  backing_.reset();
+  backing_full_path_.clear();
+  ChainState chain;
+  return open_backing_file(&chain);
+}
+
+Status Qcow2Image::make_empty() {
+  KUMO_TRY(ensure_writable());
+  KUMO_TRY(mark_dirty_for_lazy_refcounts());
+  const uint64_t clusters = div_round_up(header_.size_bytes, cluster_size());
+  for (uint64_t c = 0; c < clusters; ++c) {
+    KUMO_TRY(set_cluster_word(c, 0, false));
+    if (pending_free_.size() > kPendingFreeLimit) {
+      KUMO_TRY(flush_metadata());
+    }
+  }
+  return flush();
+}
+
+// ---- asynchronous path -------------------------------------------------------------------
+
+Status Qcow2Image::ensure_engine() {
+  if (!engine_) {
+    engine_ = KUMO_TRY(make_io_engine(options_.io, file_.fd(), options_.queue_depth));
+  }
+  return {};
+}
+
+int Qcow2Image::completion_fd() const { return engine_ ? engine_->completion_fd() : -1; }
+
+uint64_t Qcow2Image::new_parent(uint64_t user_cookie, int64_t len) {
+  uint64_t idx = 0;
+  if (!free_parents_.empty()) {
+    idx = free_parents_.back();
+    free_parents_.pop_back();
+  } else {
+    idx = parents_.size();
+    parents_.emplace_back();
+  }
+  Parent& p = parents_[idx];
+  p.user_cookie = user_cookie;
+  p.remaining = 0;
+  p.error = 0;
+  p.len = len;
+  p.iov.clear();
+  return idx;
+}
+
+void Qcow2Image::complete_parent_part(uint64_t index, int64_t result) {
+  Parent& p = parents_[index];
+  if (result < 0 && p.error == 0) {
+    p.error = result;
+  }
+  if (--p.remaining == 0) {
+    ready_.push_back(IoCompletion{p.user_cookie, p.error != 0 ? p.error : p.len});
+    free_parents_.push_back(index);
+  }
+}
+
+int64_t Qcow2Image::execute_slow(const IoRequest& r) {
+  Status st;
+  int64_t len = 0;
+  switch (r.op) {
+    case IoOp::kRead:
+    case IoOp::kWrite: {
+      len = static_cast<int64_t>(iov_length(r.iov));
+      std::vector<uint8_t> buf(static_cast<size_t>(len));
+      if (r.op == IoOp::kRead) {
+        st = read(r.offset_bytes, buf);
+        size_t pos = 0;
+        for (const iovec& v : r.iov) {
+          std::memcpy(v.iov_base, buf.data() + pos, v.iov_len);
+          pos += v.iov_len;
+        }
+      } else {
+        size_t pos = 0;
+        for (const iovec& v : r.iov) {
+          std::memcpy(buf.data() + pos, v.iov_base, v.iov_len);
+          pos += v.iov_len;
+        }
+        st = write(r.offset_bytes, buf);
+      }
+      break;
+    }
+    case IoOp::kFlush:
+      st = flush();
+      break;
+    case IoOp::kDiscard:
+      st = discard(r.offset_bytes, r.len_bytes);
+      len = static_cast<int64_t>(r.len_bytes);
+      break;
+    case IoOp::kWriteZeroes:
+      st = write_zeroes(r.offset_bytes, r.len_bytes);
+      len = static_cast<int64_t>(r.len_bytes);
+      break;
+  }
+  if (!st) {
+    return st.error().kind == ErrorKind::kInvalidInput ? -EINVAL
+                                                       : -(st.error().errno_value != 0
+                                                               ? st.error().errno_value
+                                                               : EIO);
+  }
+  return len;
+}
+
+Status Qcow2Image::submit(const IoRequest& r) {
+  KUMO_TRY(ensure_engine());
+  const bool data = r.op == IoOp::kRead || r.op == IoOp::kWrite;
+  const uint64_t len = data ? iov_length(r.iov) : r.len_bytes;
+  const uint64_t idx = new_parent(r.cookie, static_cast<int64_t>(len));
+  Parent* p = &parents_[idx];
+  p->remaining = 1;
+  if (closed_ || (r.op != IoOp::kRead && read_only_)) {
+    engine_->post(idx, closed_ ? -EBADF : -EROFS);
+    return {};
+  }
+  if (r.op != IoOp::kFlush && !check_range(r.offset_bytes, len, header_.size_bytes)) {
+    engine_->post(idx, -EINVAL);
+    return {};
+  }
+  bool fast_ok = data && len > 0;
+  if (fast_ok && file_.direct()) {
+    fast_ok = cluster_size() >= HostFile::kDirectAlignment &&
+              r.offset_bytes % HostFile::kDirectAlignment == 0;
+    for (const iovec& v : r.iov) {
+      fast_ok = fast_ok &&
+                reinterpret_cast<uintptr_t>(v.iov_base) % HostFile::kDirectAlignment == 0 &&
+                v.iov_len % HostFile::kDirectAlignment == 0;
+    }
+  }
+  if (fast_ok) {
+    // Fast path: every piece maps to an in-place data cluster (or, for reads, to zeros).
+    std::vector<Piece>& pieces = scratch_pieces_;  // reused: no allocation per request
+    pieces.clear();
+    bool fast = true;
+    size_t data_pieces = 0;
+    for (uint64_t pos = 0; pos < len && fast;) {
+      auto e = map_extent(r.offset_bytes + pos, len - pos);
+      if (!e) {
+        fast = false;
+        break;
+      }
+      if (e->kind == Kind::kNormal && (r.op == IoOp::kRead || e->writable)) {
+        pieces.push_back({e->host, e->len, false});
+        ++data_pieces;
+      } else if (r.op == IoOp::kRead &&
+                 (e->kind == Kind::kZero || (e->kind == Kind::kUnallocated && !backing_))) {
+        pieces.push_back({0, e->len, true});
+      } else {
+        fast = false;
+      }
+      pos += e->len;
+    }
+    if (fast && engine_->in_flight() + data_pieces > engine_->capacity()) {
+      free_parents_.push_back(idx);
+      return host_error_errno(EAGAIN, "'{}': request queue full", file_.path());
+    }
+    if (fast) {
+      // Split the caller's iovecs at piece boundaries.
+      size_t vi = 0;
+      uint64_t voff = 0;
+      std::vector<std::pair<size_t, size_t>>& ranges = scratch_ranges_;  // into p->iov
+      ranges.clear();
+      p->iov.reserve(r.iov.size() + pieces.size());
+      for (const Piece& pc : pieces) {
+        const size_t begin = p->iov.size();
+        uint64_t left = pc.len;
+        while (left > 0 && vi < r.iov.size()) {
+          const uint64_t take = std::min<uint64_t>(left, r.iov[vi].iov_len - voff);
+          uint8_t* base = static_cast<uint8_t*>(r.iov[vi].iov_base) + voff;
+          if (pc.zero) {
+            std::memset(base, 0, take);
+          } else {
+            p->iov.push_back(iovec{base, take});
+          }
+          left -= take;
+          voff += take;
+          if (voff == r.iov[vi].iov_len) {
+            ++vi;
+            voff = 0;
+          }
+        }
+        ranges.emplace_back(begin, p->iov.size());
+      }
+      p->remaining = static_cast<uint32_t>(data_pieces + 1);
+      for (size_t i = 0; i < pieces.size(); ++i) {
+        if (pieces[i].zero) {
+          continue;
+        }
+        EngineRequest er{r.op,
+                         pieces[i].host,
+                         p->iov.data() + ranges[i].first,
+                         static_cast<int>(ranges[i].second - ranges[i].first),
+                         0,
+                         idx};
+        auto st = engine_->submit(er);
+        if (!st) {
+          complete_parent_part(idx, -EIO);
+        }
+      }
+      complete_parent_part(idx, 0);  // the submitter's own reference
+      if (!ready_.empty()) {
+        engine_->signal();
+      }
+      return {};
+    }
+  }
+  // Slow path: metadata changes. Drain so no in-flight request races a reallocation.
+  engine_->drain();
+  engine_->post(idx, execute_slow(r));
+  return {};
+}
+
+size_t Qcow2Image::reap(std::span<IoCompletion> out) {
+  if (!engine_) {
+    return 0;
+  }
+  size_t got = 0;
+  IoCompletion tmp[64];
+  while (got < out.size()) {
+    if (ready_.empty()) {
+      const size_t n = engine_->reap(tmp);
+      if (n == 0) {
+        break;
+      }
+      for (size_t i = 0; i < n; ++i) {
+        complete_parent_part(tmp[i].cookie, tmp[i].result);
+      }
+      continue;
+    }
+    out[got++] = ready_.front();
+    ready_.pop_front();
+  }
+  if (!ready_.empty()) {
+    engine_->signal();
+  }
+  return got;
+}
+
+}  // namespace kumo::block
+
+namespace kumo::block {
+
+Result<std::unique_ptr<BlockBackend>> open_qcow2_backend(const std::string& path,
+                                                         const OpenOptions& options) {
+  auto img = KUMO_TRY(Qcow2Image::open(path, options));
+  return std::unique_ptr<BlockBackend>(std::move(img));
+}
+
+}  // namespace kumo::block
