@@ -73,15 +73,18 @@ Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config,
 }
 
 Status Vm::setup_platform() {
+  // RAM first: once the irqchip and the PIT (with its kernel thread) exist, every memslot
+  // change waits for an SRCU grace period — measured at ~7 ms per slot on a nested host,
+  // against 0.04 ms before them.
+  uint32_t slot = 0;
+  for (const memory::GuestRegion& r : memory_.regions()) {
+    KUMO_TRY(vm_.set_user_memory_region(slot++, r.start().raw(), r.size_bytes(), r.host_base()));
+  }
   KUMO_TRY(vm_.set_tss_addr(kTssGpa));
   KUMO_TRY(vm_.set_identity_map_addr(kIdentityMapGpa));
   KUMO_TRY(vm_.create_irqchip());
   KUMO_TRY(irq_routing_.install());
   KUMO_TRY(vm_.create_pit2());
-  uint32_t slot = 0;
-  for (const memory::GuestRegion& r : memory_.regions()) {
-    KUMO_TRY(vm_.set_user_memory_region(slot++, r.start().raw(), r.size_bytes(), r.host_base()));
-  }
   return {};
 }
 
