@@ -4,8 +4,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "process.h"
 #include "tiny_elf.h"
@@ -152,6 +156,44 @@ TEST_F(KumoRun, FileConsoleReceivesOutput) {
   std::ifstream in(path("console.log"));
   std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(content, "F");
+}
+
+TEST_F(KumoRun, SocketConsoleServesAConnectedClient) {
+  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  const std::string sock = path("console.sock");
+  // Spin in a loop that prints 'S' forever, so the client sees output after connecting.
+  // loop: mov dx,0x3f8; mov al,'S'; out dx,al; jmp loop
+  const std::string elf = tiny({0x66, 0xba, 0xf8, 0x03, 0xb0, 'S', 0xee, 0xeb, 0xf7});
+  std::string received;
+  std::thread client([&] {
+    for (int attempt = 0; attempt < 200 && received.empty(); ++attempt) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", sock.c_str());
+      if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+        char buf[64];
+        const ssize_t n = ::read(fd, buf, sizeof(buf));
+        if (n > 0) received.assign(buf, static_cast<size_t>(n));
+      }
+      ::close(fd);
+    }
+  });
+  auto r = kumo({"--kernel", elf, "--console", "socket:" + sock}, 20000, 3000, SIGTERM);
+  client.join();
+  EXPECT_EQ(r.exit_status, 128 + SIGTERM) << r.err;
+  ASSERT_FALSE(received.empty());
+  EXPECT_EQ(received.find_first_not_of('S'), std::string::npos) << received;
+  EXPECT_FALSE(std::filesystem::exists(sock));  // removed on exit
+}
+
+TEST_F(KumoRun, KernelLargerThanMemoryIsMisuse) {
+  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  // A PVH ELF whose segment is 64 MiB, booted with 16 MiB of RAM.
+  auto r = kumo({"--kernel", tiny(std::vector<uint8_t>(64u << 20, 0x90)), "--memory", "16M"});
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
 // --- The test guest's workloads ---------------------------------------------------------
