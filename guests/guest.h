@@ -179,4 +179,5 @@ bool wl_blk_bench(void);
 bool wl_rng(void);
 bool wl_net_echo(void);
 bool wl_net_bench(void);
+bool wl_net_reflect(void);
 bool wl_pci(void);
