@@ -63,11 +63,14 @@ Result<Tap> Tap::create(std::string_view name) {
                                     "it first with `ip tuntap add {} mode tap user $USER vnet_hdr`)",
                                     name, name));
     }
+    // Naming a tap someone else holds, or an interface that is no tap, is the user's to fix.
     if (e == EBUSY) {
-      return host_error_errno(e, "tap '{}' is already in use by another process", name);
+      return make_error(ErrorKind::kInvalidInput, e,
+                        fmt::format("tap '{}' is already in use by another process", name));
     }
     if (e == EINVAL) {
-      return host_error_errno(e, "interface '{}' exists and is not a tap with vnet headers", name);
+      return make_error(ErrorKind::kInvalidInput, e,
+                        fmt::format("interface '{}' exists and is not a tap", name));
     }
     return host_error_errno(e, "creating tap '{}'", name);
   }

@@ -91,6 +91,29 @@ TEST(Tap, DuplicateMacIsDetected) {
   });
 }
 
+TEST(Tap, NameOfANonTapInterfaceIsInvalidInput) {
+  if (!can_create_taps()) GTEST_SKIP() << "needs root and /dev/net/tun";
+  in_fresh_netns([] {
+    auto tap = Tap::create("lo");
+    ASSERT_FALSE(tap);
+    EXPECT_EQ(tap.error().kind, ErrorKind::kInvalidInput);
+    EXPECT_NE(tap.error().message.find("'lo' exists and is not a tap"), std::string::npos)
+        << tap.error().message;
+  });
+}
+
+TEST(Tap, TapHeldByAnotherOpenerIsInvalidInput) {
+  if (!can_create_taps()) GTEST_SKIP() << "needs root and /dev/net/tun";
+  in_fresh_netns([] {
+    auto first = Tap::create("kumotest5");
+    ASSERT_TRUE(first) << first.error().to_string();
+    auto second = Tap::create("kumotest5");
+    ASSERT_FALSE(second);
+    EXPECT_EQ(second.error().kind, ErrorKind::kInvalidInput);
+    EXPECT_NE(second.error().message.find("in use"), std::string::npos) << second.error().message;
+  });
+}
+
 // Runs `check(Tap::create(name))` in a child process that has dropped to uid 65534 in a fresh
 // network namespace; returns the child's exit status (0: check passed).
 template <typename Check>

@@ -471,6 +471,45 @@ TEST_F(VirtioNetE2e, DuplicateMacIsMisuse) {
                 "52:54:00:00:00:42");
 }
 
+TEST_F(VirtioNetE2e, SameTapTwiceIsMisuse) {
+  NetNamespace ns;
+  ASSERT_TRUE(ns.ok());
+  const std::string tap = unique_name("kvtt");
+  expect_misuse(run_process(ns.exec(guest_argv("workload=hello",
+                                               {"--net", "tap=" + tap, "--net", "tap=" + tap})),
+                            kVmTimeoutMs),
+                "two NICs");
+}
+
+TEST_F(VirtioNetE2e, TapInUseByAnotherVmIsMisuse) {
+  NetNamespace ns;
+  ASSERT_TRUE(ns.ok());
+  const std::string tap = unique_name("kvtt");
+  ChildProcess first(ns.exec(guest_argv("workload=net-reflect seconds=30", {"--net", "tap=" + tap})));
+  ASSERT_TRUE(first.wait_for_stdout("net_mac=", kVmTimeoutMs));
+  expect_misuse(run_process(ns.exec(guest_argv("workload=hello", {"--net", "tap=" + tap})),
+                            kVmTimeoutMs),
+                "in use");
+}
+
+TEST_F(VirtioNetE2e, NonTapInterfaceAsTapIsMisuse) {
+  NetNamespace ns;
+  ASSERT_TRUE(ns.ok());
+  Interface bridge(unique_name("kvtbr"), "ip -n " + ns.name(), "type bridge");
+  ASSERT_TRUE(bridge.ok());
+  expect_misuse(run_process(ns.exec(guest_argv("workload=hello", {"--net", "tap=" + bridge.name()})),
+                            kVmTimeoutMs),
+                "not a tap");
+}
+
+TEST_F(VirtioNetE2e, NonBridgeInterfaceAsBridgeIsMisuse) {
+  NetNamespace ns;
+  ASSERT_TRUE(ns.ok());
+  expect_misuse(run_process(ns.exec(guest_argv("workload=hello", {"--net", "bridge=lo"})),
+                            kVmTimeoutMs),
+                "not a bridge");
+}
+
 TEST_F(VirtioNetE2e, MacOfAHostInterfaceIsMisuse) {
   NetNamespace ns;
   ASSERT_TRUE(ns.ok());
