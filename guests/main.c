@@ -124,6 +124,7 @@ static const struct workload kWorkloads[] = {
     {"net-echo", wl_net_echo},
     {"net-bench", wl_net_bench},
     {"net-reflect", wl_net_reflect},
+    {"console-write", wl_console_write},
 };
 
 void guest_main(const struct hvm_start_info *si);

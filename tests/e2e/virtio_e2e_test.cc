@@ -287,8 +287,14 @@ TEST_F(VirtioE2e, RngGivesTheGuestVariedBytes) {
   EXPECT_TRUE(has(r.out, "rng_varied=yes")) << r.out;
 }
 
-// The test guest has no virtio-console driver (and --console virtio takes the serial port off
-// stdout): this proves the device's presence does not disturb boot or the guest's exit.
+// --console virtio puts the virtio-console on stdio (stdin is /dev/null here) and takes the
+// serial port off it: only what the guest writes through virtio reaches stdout.
+TEST_F(VirtioE2e, VirtioConsoleCarriesGuestOutputToStdout) {
+  auto r = guest("workload=console-write", {"--console", "virtio"});
+  EXPECT_EQ(r.exit_status, 0) << r.err << r.out;
+  EXPECT_EQ(r.out, "virtio_console=hello\n");
+}
+
 TEST_F(VirtioE2e, VirtioConsoleVmBootsAndTheGuestCompletes) {
   auto r = guest("workload=hello", {"--console", "virtio"});
   EXPECT_FALSE(r.timed_out);
