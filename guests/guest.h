@@ -179,4 +179,6 @@ bool wl_blk_bench(void);
 bool wl_rng(void);
 bool wl_net_echo(void);
 bool wl_net_bench(void);
+bool wl_net_reflect(void);
+bool wl_console_write(void);
 bool wl_pci(void);

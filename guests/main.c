@@ -123,6 +123,8 @@ static const struct workload kWorkloads[] = {
     {"rng", wl_rng},
     {"net-echo", wl_net_echo},
     {"net-bench", wl_net_bench},
+    {"net-reflect", wl_net_reflect},
+    {"console-write", wl_console_write},
 };
 
 void guest_main(const struct hvm_start_info *si);

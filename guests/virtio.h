@@ -11,6 +11,7 @@
 #define VIRTIO_VENDOR_ID 0x1af4
 #define VIRTIO_ID_NET 0x1041
 #define VIRTIO_ID_BLK 0x1042
+#define VIRTIO_ID_CONSOLE 0x1043
 #define VIRTIO_ID_RNG 0x1044
 
 #define VIRTIO_F_VERSION_1 (1ull << 32)

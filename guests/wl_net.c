@@ -1,5 +1,7 @@
 /*
- * virtio-net (virtio 1.2 §5.1) workloads: net-echo and net-bench.
+ * virtio-net (virtio 1.2 §5.1) workloads: net-echo, net-bench and
+ * net-reflect (the responder side: sends probe frames back unchanged, so
+ * two VMs on one bridge can exchange frames without a host responder).
  *
  * Probe frame (60 bytes, no FCS):
  *   0..5   destination ff:ff:ff:ff:ff:ff
@@ -202,4 +204,77 @@ bool wl_net_bench(void) {
   net_report(n, rdtsc() - t0);
   print("net_window=%lu\n", window);
   return n->replies > 0;
+}
+
+/*
+ * Copies the received frame `f` (`len` bytes) into a free TX buffer behind a
+ * zeroed header and queues it (not kicked). False when no TX buffer is free.
+ */
+static bool frame_send(struct net *n, const uint8_t *f, uint32_t len) {
+  if (n->tx_nfree == 0) tx_reclaim(n);
+  if (n->tx_nfree == 0) return false;
+  uint16_t buf = n->tx_free[--n->tx_nfree];
+  uint8_t *p = (uint8_t *)(n->tx_base + (uint64_t)buf * RX_BUF_LEN);
+  memset(p, 0, NET_HDR_LEN);
+  memcpy(p + NET_HDR_LEN, f, len);
+  struct virtio_buf b = {(uint64_t)(uintptr_t)p, NET_HDR_LEN + len, false};
+  int head = virtq_add(&n->tx, &b, 1);
+  if (head < 0) {
+    n->tx_free[n->tx_nfree++] = buf;
+    return false;
+  }
+  n->tx_buf_of_head[head] = buf;
+  return true;
+}
+
+/*
+ * Receives for `seconds` (or until `count` frames were reflected, when
+ * count > 0) and sends every ethertype-0x88b5 frame back unchanged. Prints
+ * net_mac= once the receive queue is live (a peer may start sending then).
+ * Ok when at least `expect` frames (default 1) were reflected.
+ */
+bool wl_net_reflect(void) {
+  struct net *n = &g_net;
+  uint64_t seconds = arg_u64("seconds", 10), count = arg_u64("count", 0);
+  uint64_t expect = arg_u64("expect", 1);
+  tsc_calibrate();
+  if (!net_open(n)) return false;
+  print("net_mac=%02x:%02x:%02x:%02x:%02x:%02x\n", n->mac[0], n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
+  uint64_t rx_frames = 0, reflected = 0, tx_dropped = 0;
+  uint64_t stop_tsc = rdtsc() + seconds * g_tsc_hz;
+  while (rdtsc() < stop_tsc && (count == 0 || reflected < count)) {
+    uint16_t head;
+    uint32_t len;
+    unsigned reposted = 0, queued = 0;
+    while (virtq_pop(&n->rx, &head, &len)) {
+      uint16_t buf = n->rx_buf_of_head[head];
+      const uint8_t *f = (const uint8_t *)(n->rx_base + (uint64_t)buf * RX_BUF_LEN) + NET_HDR_LEN;
+      rx_frames++;
+      if (len >= NET_HDR_LEN + 14 && len <= RX_BUF_LEN && f[12] == ETHERTYPE_HI && f[13] == ETHERTYPE_LO &&
+          (count == 0 || reflected < count)) {
+        if (frame_send(n, f, len - NET_HDR_LEN)) {
+          reflected++;
+          queued++;
+        } else {
+          tx_dropped++;
+        }
+      }
+      rx_post(n, buf);
+      reposted++;
+    }
+    if (reposted) virtq_kick(&n->rx);
+    if (queued) virtq_kick(&n->tx);
+    tx_reclaim(n);
+    cpu_relax();
+  }
+  /* Let the last reflections leave before the VM exits. */
+  uint64_t drain_tsc = rdtsc() + g_tsc_hz / 10;
+  while (n->tx_nfree < (n->tx.size < TX_BUFS ? n->tx.size : TX_BUFS) && rdtsc() < drain_tsc) {
+    tx_reclaim(n);
+    cpu_relax();
+  }
+  print("net_rx_frames=%lu\n", rx_frames);
+  print("net_reflected=%lu\n", reflected);
+  print("net_tx_dropped=%lu\n", tx_dropped);
+  return reflected >= expect;
 }

@@ -48,7 +48,8 @@ int run_main(int argc, char** argv) {
   CLI::App app{"Boot a virtual machine in this process. The guest's serial console is on "
                "stdio by default (on a terminal, Ctrl-A x quits). Exit status: the value the "
                "guest writes to the debug-exit port 0xf4; 0 on guest power-off; 1 if the VM "
-               "fails (triple fault, emulation failure); 2 for invalid options or images; "
+               "fails (triple fault, emulation failure) or the host cannot run it (no /dev/kvm access); "
+               "2 for invalid options or images, or a disk or tap the user may not use; "
                "128+N when stopped by signal N.",
                "kumo run"};
   vmm::VmConfig config;

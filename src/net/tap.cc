@@ -35,26 +35,42 @@ Status copy_name(ifreq& ifr, std::string_view name) {
 Result<Tap> Tap::create(std::string_view name) {
   UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
   if (!fd) {
-    if (errno == ENOENT) {
-      return host_error("/dev/net/tun is missing (load the tun module)");
+    const int e = errno;
+    if (e == ENOENT) {
+      return host_error_errno(e, "/dev/net/tun is missing (load the tun module)");
     }
-    return host_error("opening /dev/net/tun (needs permission on the device node)");
+    if (e == EACCES || e == EPERM) {
+      return make_error(ErrorKind::kInvalidInput, e,
+                        "no permission to open /dev/net/tun (run as root or grant access to "
+                        "the device node)");
+    }
+    return host_error_errno(e, "opening /dev/net/tun");
   }
   ifreq ifr{};
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
   KUMO_TRY(copy_name(ifr, name.empty() ? std::string_view("kumo%d") : name));
   if (::ioctl(fd.get(), TUNSETIFF, &ifr) != 0) {
     const int e = errno;
-    if (e == EPERM) {
-      return host_error_errno(e, "creating tap '{}' needs CAP_NET_ADMIN (run as root, or create "
-                                 "it first with `ip tuntap add {} mode tap user $USER vnet_hdr`)",
-                              name, name);
+    // A permission problem is the user's to fix, like an unreadable disk image: kInvalidInput.
+    if (e == EPERM && name.empty()) {
+      return make_error(ErrorKind::kInvalidInput, e,
+                        "creating a tap needs CAP_NET_ADMIN (run as root, or create one first "
+                        "with `ip tuntap add NAME mode tap user $USER vnet_hdr` and pass tap=NAME)");
     }
+    if (e == EPERM) {
+      return make_error(ErrorKind::kInvalidInput, e,
+                        fmt::format("creating tap '{}' needs CAP_NET_ADMIN (run as root, or create "
+                                    "it first with `ip tuntap add {} mode tap user $USER vnet_hdr`)",
+                                    name, name));
+    }
+    // Naming a tap someone else holds, or an interface that is no tap, is the user's to fix.
     if (e == EBUSY) {
-      return host_error_errno(e, "tap '{}' is already in use by another process", name);
+      return make_error(ErrorKind::kInvalidInput, e,
+                        fmt::format("tap '{}' is already in use by another process", name));
     }
     if (e == EINVAL) {
-      return host_error_errno(e, "interface '{}' exists and is not a tap with vnet headers", name);
+      return make_error(ErrorKind::kInvalidInput, e,
+                        fmt::format("interface '{}' exists and is not a tap", name));
     }
     return host_error_errno(e, "creating tap '{}'", name);
   }

@@ -2,9 +2,11 @@
 // Tap: a Linux tap interface opened through /dev/net/tun with IFF_TAP | IFF_NO_PI |
 // IFF_VNET_HDR (vnet header size 12), non-blocking; a FrameBackend.
 //
-// Creating a tap needs CAP_NET_ADMIN (or a persistent tap owned by the user). Errors are
-// kHost with the errno and a sentence saying what to do: no permission, /dev/net/tun missing,
-// name in use by a non-tap interface, bridge missing, MAC already used on the host.
+// Creating a tap needs CAP_NET_ADMIN (or a persistent tap owned by the user). Errors carry the
+// errno and a sentence saying what to do. kInvalidInput (the user fixes it, as with an
+// unreadable disk image): no permission, tap in use by another process, name taken by an
+// interface that is no tap, bridge missing, MAC already used on the host. kHost: /dev/net/tun
+// missing, other host failures.
 //
 // Thread-safety: none; one owner. Move-only (the fd moves).
 

@@ -91,6 +91,61 @@ TEST(Tap, DuplicateMacIsDetected) {
   });
 }
 
+TEST(Tap, NameOfANonTapInterfaceIsInvalidInput) {
+  if (!can_create_taps()) GTEST_SKIP() << "needs root and /dev/net/tun";
+  in_fresh_netns([] {
+    auto tap = Tap::create("lo");
+    ASSERT_FALSE(tap);
+    EXPECT_EQ(tap.error().kind, ErrorKind::kInvalidInput);
+    EXPECT_NE(tap.error().message.find("'lo' exists and is not a tap"), std::string::npos)
+        << tap.error().message;
+  });
+}
+
+TEST(Tap, TapHeldByAnotherOpenerIsInvalidInput) {
+  if (!can_create_taps()) GTEST_SKIP() << "needs root and /dev/net/tun";
+  in_fresh_netns([] {
+    auto first = Tap::create("kumotest5");
+    ASSERT_TRUE(first) << first.error().to_string();
+    auto second = Tap::create("kumotest5");
+    ASSERT_FALSE(second);
+    EXPECT_EQ(second.error().kind, ErrorKind::kInvalidInput);
+    EXPECT_NE(second.error().message.find("in use"), std::string::npos) << second.error().message;
+  });
+}
+
+// Runs `check(Tap::create(name))` in a child process that has dropped to uid 65534 in a fresh
+// network namespace; returns the child's exit status (0: check passed).
+template <typename Check>
+int as_unprivileged(const char* name, Check check) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    if (::unshare(CLONE_NEWNET) != 0 || ::setuid(65534) != 0) ::_exit(3);
+    auto tap = Tap::create(name);
+    if (tap) ::_exit(1);
+    ::_exit(check(tap.error()) ? 0 : 2);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+TEST(Tap, NoPermissionIsInvalidInput) {
+  if (!can_create_taps()) GTEST_SKIP() << "needs root to drop privileges";
+  EXPECT_EQ(as_unprivileged("kumotest4",
+                            [](const Error& e) { return e.kind == ErrorKind::kInvalidInput; }),
+            0);
+}
+
+TEST(Tap, NoPermissionWithoutANameNamesNoEmptyTap) {
+  if (!can_create_taps()) GTEST_SKIP() << "needs root to drop privileges";
+  EXPECT_EQ(as_unprivileged("", [](const Error& e) {
+              return e.message.find("''") == std::string::npos &&
+                     e.message.find("CAP_NET_ADMIN") != std::string::npos;
+            }),
+            0);
+}
+
 TEST(Tap, NoPermissionIsAClearError) {
   if (!can_create_taps()) GTEST_SKIP() << "needs root to drop privileges";
   // Drop CAP_NET_ADMIN by switching to an unprivileged uid in a child process.

@@ -149,7 +149,7 @@ Status Vm::setup_virtio_devices() {
   for (const std::string& spec : config_.disks) {
     auto disk = devices::virtio::block::parse_disk_options(spec);
     if (!disk) {
-      return tl::unexpected(disk.error().with_context("--disk"));
+      return tl::unexpected(disk.error());  // the parser's message starts with "--disk:"
     }
     block::OpenOptions open;
     open.read_only = disk->read_only;
@@ -165,10 +165,17 @@ Status Vm::setup_virtio_devices() {
         std::shared_ptr<block::BlockBackend>(std::move(*backend)), *disk)));
   }
   std::vector<std::string> macs;
+  std::vector<std::string> taps;
   for (const std::string& spec : config_.nets) {
     auto net = devices::virtio::net::parse_net_options(spec);
     if (!net) {
-      return tl::unexpected(net.error().with_context("--net"));
+      return tl::unexpected(net.error());  // the parser's message starts with "--net:"
+    }
+    if (!net->tap.empty()) {
+      if (std::find(taps.begin(), taps.end(), net->tap) != taps.end()) {
+        return invalid_input("--net: tap '{}' is used by two NICs of this VM", net->tap);
+      }
+      taps.push_back(net->tap);
     }
     const kumo::net::MacAddress mac = net->mac.value_or(kumo::net::random_mac());
     if (std::find(macs.begin(), macs.end(), mac.to_string()) != macs.end()) {

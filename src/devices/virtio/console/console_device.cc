@@ -94,18 +94,29 @@ Status VirtioConsole::activate(vio::ActivateContext context) {
     drain_eventfd(tx_fd);
     process_tx();
   }));
+  input_polled_ = false;
   if (input_fd_ >= 0 && !input_eof_) {
-    KUMO_TRY(loop_->add(input_fd_, EPOLLIN, [this] { process_rx(); }));
+    Status polled = loop_->add(input_fd_, EPOLLIN, [this] { process_rx(); });
+    if (polled) {
+      input_polled_ = true;
+    } else if (polled.error().errno_value != EPERM) {
+      return polled;
+    }
+    // EPERM: a regular file or /dev/null, which epoll refuses. It is always readable, so it
+    // is read whenever the guest posts receive buffers.
   }
   KUMO_TRY(loop_->start("virtio-console"));
   signal_eventfd(tx_fd);
+  if (input_fd_ >= 0 && !input_polled_) {
+    signal_eventfd(rx_fd);
+  }
   return {};
 }
 
 void VirtioConsole::broken() {
   broken_ = true;
   ctx_.interrupt->set_needs_reset();
-  if (input_fd_ >= 0 && !input_eof_) (void)loop_->modify(input_fd_, 0);
+  if (input_polled_ && !input_eof_) (void)loop_->modify(input_fd_, 0);
 }
 
 void VirtioConsole::process_rx() {
@@ -144,7 +155,9 @@ void VirtioConsole::process_rx() {
     used = true;
   }
   // Stop polling input while the guest has no buffers (level-triggered epoll would spin).
-  (void)loop_->modify(input_fd_, rx_waiting_buffers_ || input_eof_ ? 0U : uint32_t{EPOLLIN});
+  if (input_polled_) {
+    (void)loop_->modify(input_fd_, rx_waiting_buffers_ || input_eof_ ? 0U : uint32_t{EPOLLIN});
+  }
   if (used) {
     auto notify = q.needs_interrupt();
     if (notify && *notify) ctx_.interrupt->signal_used(0);

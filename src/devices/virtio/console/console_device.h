@@ -5,7 +5,8 @@
 // character goes straight to the output).
 //
 // The fds are borrowed (e.g. the VMM's stdin/stdout or a pty) and must outlive the device;
-// input_fd may be -1 (no input). The input fd is switched to non-blocking. At EOF on input
+// input_fd may be -1 (no input). The input fd is switched to non-blocking. An input epoll
+// cannot watch (a regular file, /dev/null) is read each time the guest posts receive buffers. At EOF on input
 // the worker stops reading it. Guest-controlled: the chains; each transmit chain's
 // device-readable bytes are copied (at most kMaxTransmitBytes) and written in full.
 
@@ -54,6 +55,7 @@ class VirtioConsole final : public kumo::virtio::VirtioDevice {
   kumo::virtio::ActivateContext ctx_;
   std::unique_ptr<EventLoop> loop_;
   bool input_eof_ = false;
+  bool input_polled_ = false;  // input_fd_ is registered with loop_
   bool rx_waiting_buffers_ = false;
   bool broken_ = false;
 };
