@@ -37,7 +37,8 @@ bool is_aligned(uint64_t offset, size_t len, const void* buf) {
 
 }  // namespace
 
-Result<HostFile> HostFile::open(const std::string& path, bool read_only, bool direct) {
+Result<HostFile> HostFile::open(const std::string& path, bool read_only, bool direct,
+                                bool lock) {
   struct stat st{};
   if (::stat(path.c_str(), &st) != 0) {
     const int e = errno;
@@ -75,6 +76,20 @@ Result<HostFile> HostFile::open(const std::string& path, bool read_only, bool di
                                     path));
     }
     return host_error_errno(e, "'{}': cannot open", path);
+  }
+  // Many readers or one writer, across processes and across two opens in one process.
+  struct flock range {};
+  range.l_type = read_only ? F_RDLCK : F_WRLCK;
+  range.l_whence = SEEK_SET;
+  if (lock && ::fcntl(fd.get(), F_OFD_SETLK, &range) != 0) {
+    const int e = errno;
+    if (e == EAGAIN || e == EACCES) {
+      return make_error(ErrorKind::kInvalidInput, 0,
+                        fmt::format("'{}': in use by another process or disk (cannot lock it "
+                                    "for {})",
+                                    path, read_only ? "reading" : "writing"));
+    }
+    return host_error_errno(e, "'{}': cannot lock", path);
   }
   return HostFile(std::move(fd), path, read_only, direct, S_ISBLK(st.st_mode));
 }

@@ -27,9 +27,12 @@ class HostFile final {
   static constexpr uint64_t kDirectAlignment = 4096;
 
   // Opens an existing regular file or block device. Errors are kInvalidInput (naming the file)
-  // for a missing file, a directory or no permission.
+  // for a missing file, a directory or no permission. With `lock`, takes a whole-file
+  // open-file-description lock — shared for read-only, exclusive otherwise — and fails with
+  // kInvalidInput when another process (or another open in this one) holds a conflicting
+  // lock; released on close. It also conflicts with QEMU's image locks.
   [[nodiscard]] static Result<HostFile> open(const std::string& path, bool read_only,
-                                             bool direct);
+                                             bool direct, bool lock = false);
   // Creates (or truncates) a regular file for writing.
   [[nodiscard]] static Result<HostFile> create(const std::string& path);
 

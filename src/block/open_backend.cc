@@ -75,7 +75,8 @@ Result<std::unique_ptr<BlockBackend>> open_block_backend(const std::string& path
     return open_qcow2_backend(path, options);
   }
   HostFile file =
-      KUMO_TRY(HostFile::open(path, options.read_only, options.cache == CacheMode::kNone));
+      KUMO_TRY(HostFile::open(path, options.read_only, options.cache == CacheMode::kNone,
+                              options.lock));
   auto raw = KUMO_TRY(RawFile::create(std::move(file), options.io, options.queue_depth));
   return std::unique_ptr<BlockBackend>(std::move(raw));
 }

@@ -30,7 +30,10 @@ struct OpenOptions {
   // 32 MiB; refcount: 256 KiB).
   uint64_t l2_cache_bytes = 0;
   uint64_t refcount_cache_bytes = 0;
-  bool open_backing = true;  // false: unallocated clusters read as zeros (kumo img rebase -u)
+  bool open_backing = true;
+  // Lock the image (and, shared, its backing files) against conflicting users — another VM,
+  // QEMU, or a second disk of the same VM (HostFile::open). The VMM sets it.
+  bool lock = false;  // false: unallocated clusters read as zeros (kumo img rebase -u)
   bool allow_corrupt = false;  // open a qcow2 marked corrupt read-write (kumo img check -r)
 };
 

@@ -152,6 +152,7 @@ Status Vm::setup_virtio_devices() {
       return tl::unexpected(disk.error());  // the parser's message starts with "--disk:"
     }
     block::OpenOptions open;
+    open.lock = true;
     open.read_only = disk->read_only;
     open.cache = disk->cache == devices::virtio::block::CacheMode::kNone ? block::CacheMode::kNone
                                                                           : block::CacheMode::kWriteback;

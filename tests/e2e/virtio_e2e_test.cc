@@ -412,6 +412,32 @@ TEST_F(VirtioE2e, DirectoryAsDiskIsMisuse) {
   expect_misuse(guest("workload=hello", {"--disk", "path=" + dir_.string()}), "directory");
 }
 
+TEST_F(VirtioE2e, SameImageTwiceInOneVmIsMisuse) {
+  const std::string disk = raw_disk("d.raw");
+  expect_misuse(guest("workload=hello", {"--disk", "path=" + disk, "--disk", "path=" + disk}),
+                "in use");
+}
+
+TEST_F(VirtioE2e, ImageWrittenByAnotherVmIsMisuse) {
+  const std::string disk = raw_disk("d.raw");
+  // The first VM holds the image (irq workload: runs for a while).
+  ChildProcess first(guest_argv("workload=irq period_ms=3000", {"--disk", "path=" + disk}));
+  ASSERT_TRUE(first.wait_for_stdout("workload=irq", kVmTimeoutMs));
+  expect_misuse(guest("workload=hello", {"--disk", "path=" + disk + ",readonly=on"}), "in use");
+  first.send_signal(SIGTERM);
+  (void)first.finish(kVmTimeoutMs);
+}
+
+TEST_F(VirtioE2e, ReadOnlyImageIsSharedByTwoVms) {
+  const std::string disk = raw_disk("d.raw");
+  ChildProcess first(guest_argv("workload=irq period_ms=3000", {"--disk", "path=" + disk + ",readonly=on"}));
+  ASSERT_TRUE(first.wait_for_stdout("workload=irq", kVmTimeoutMs));
+  auto second = guest("workload=hello", {"--disk", "path=" + disk + ",readonly=on"});
+  EXPECT_EQ(second.exit_status, 0) << second.err;
+  first.send_signal(SIGTERM);
+  (void)first.finish(kVmTimeoutMs);
+}
+
 TEST_F(VirtioE2e, UnknownDiskKeyIsMisuse) {
   expect_misuse(guest("workload=hello", {"--disk", "path=" + raw_disk("d.raw") + ",colour=red"}),
                 "'colour'");

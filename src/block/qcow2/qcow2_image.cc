@@ -44,7 +44,8 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::open(const std::string& path,
                                                      const OpenOptions& options,
                                                      ChainState* chain) {
   HostFile file =
-      KUMO_TRY(HostFile::open(path, options.read_only, options.cache == CacheMode::kNone));
+      KUMO_TRY(HostFile::open(path, options.read_only, options.cache == CacheMode::kNone,
+                              options.lock));
   const uint64_t file_size = KUMO_TRY(file.size_bytes());
   uint8_t first[24] = {};
   KUMO_TRY(file.pread_full(0, first));
