@@ -225,7 +225,8 @@ Status Vm::save_reset_state() {
     st.events = KUMO_TRY(v.get_vcpu_events());
     vcpu_reset_.push_back(st);
   }
-  for (uint32_t chip : {KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC}) {
+  for (const uint32_t chip : {uint32_t{KVM_IRQCHIP_PIC_MASTER}, uint32_t{KVM_IRQCHIP_PIC_SLAVE},
+                             uint32_t{KVM_IRQCHIP_IOAPIC}}) {
     irqchip_reset_.push_back(KUMO_TRY(vm_.get_irqchip(chip)));
   }
   pit_reset_ = KUMO_TRY(vm_.get_pit2());
