@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, code_block, reproduce_command, update_docs
 
 
 def commands(build, memory_mib, workload):
@@ -123,22 +123,8 @@ def main():
     print("\n".join(lines))
     if args.update_docs:
         update_docs("boot", "Boot time and memory overhead (bench/boot_bench.py)",
-                    "bench/boot_bench.py --update-docs", lines)
+                    reproduce_command("boot_bench.py", sys.argv[1:]), code_block(lines))
 
-
-def update_docs(key, title, command, lines):
-    path = os.path.join(ROOT, "docs", "benchmarks.md")
-    text = open(path).read() if os.path.exists(path) else "# kumo benchmarks\n\nEvery figure is kumo measured side by side with its peer in the same run; ratios, not absolutes, are what carry over between machines.\n"
-    begin, end = f"<!-- {key}:begin -->", f"<!-- {key}:end -->"
-    body = (f"{begin}\n## {title}\n\nReproduce: `{command}` "
-            f"(measured {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, noisy shared host)\n\n```\n"
-            + "\n".join(lines) + f"\n```\n{end}")
-    if begin in text:
-        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: body, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    with open(path, "w") as f:
-        f.write(text)
 
 
 if __name__ == "__main__":

@@ -227,6 +227,7 @@ bool wl_blk_bench(void) {
   print("blk_capacity_sectors=%lu\n", capacity);
   print("blk_requests=%lu\n", done);
   print("blk_errors=%lu\n", errors);
+  print("blk_us=%lu\n", us);
   print("blk_iops=%lu\n", done * 1000000u / us);
   print("blk_mb_s=%lu\n", done * b->bs / us);
   print("blk_lat_p50_us=%lu\n", lat_percentile(&b->lat, 50));

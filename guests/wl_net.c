@@ -3,13 +3,13 @@
  * net-reflect (the responder side: sends probe frames back unchanged, so
  * two VMs on one bridge can exchange frames without a host responder).
  *
- * Probe frame (60 bytes, no FCS):
+ * Probe frame (`frame=` bytes, 60..1514, default 60; no FCS):
  *   0..5   destination ff:ff:ff:ff:ff:ff
  *   6..11  source: the device MAC (VIRTIO_NET_F_MAC) or 02:00:00:00:00:01
  *   12..13 ethertype 0x88b5 (IEEE local experimental)
  *   14..17 "KUMO"
  *   18..25 sequence number, u64 little-endian
- *   26..59 zero
+ *   26..    zero, up to the frame length
  * A reply is any received frame with ethertype 0x88b5 whose bytes 18..25
  * carry an outstanding sequence number; echoing the frame unchanged works.
  */
@@ -18,7 +18,8 @@
 
 #define NET_F_MAC (1ull << 5)
 #define NET_HDR_LEN 12u          /* struct virtio_net_hdr with VERSION_1 */
-#define FRAME_LEN 60u
+#define FRAME_MIN 60u
+#define FRAME_MAX 1514u        /* 14-byte header + 1500-byte MTU */
 #define ETHERTYPE_HI 0x88
 #define ETHERTYPE_LO 0xb5
 #define SEQ_OFFSET 18u
@@ -36,6 +37,7 @@ struct net {
   uint16_t tx_free[TX_BUFS];
   unsigned tx_nfree;
   uint8_t mac[6];
+  uint32_t frame_len;
   /* Outstanding probes by seq % SEQ_RING: send time, 0 when none. */
   uint64_t sent_tsc[SEQ_RING];
   uint64_t sent, replies, lost, outstanding;
@@ -53,6 +55,12 @@ static bool rx_post(struct net *n, uint16_t buf) {
 }
 
 static bool net_open(struct net *n) {
+  uint64_t frame = arg_u64("frame", FRAME_MIN);
+  if (frame < FRAME_MIN || frame > FRAME_MAX) {
+    print("error=bad-frame\n");
+    return false;
+  }
+  n->frame_len = (uint32_t)frame;
   if (!virtio_open(VIRTIO_ID_NET, 0, NET_F_MAC, &n->dev)) return false;
   if (!virtq_init(&n->dev, 0, RX_BUFS, &n->rx) || !virtq_init(&n->dev, 1, TX_BUFS, &n->tx)) return false;
   n->rx_base = page_alloc((uint64_t)RX_BUFS * RX_BUF_LEN);
@@ -86,7 +94,7 @@ static bool probe_send(struct net *n, uint64_t seq) {
   if (n->tx_nfree == 0) return false;
   uint16_t buf = n->tx_free[--n->tx_nfree];
   uint8_t *p = (uint8_t *)(n->tx_base + (uint64_t)buf * RX_BUF_LEN);
-  memset(p, 0, NET_HDR_LEN + FRAME_LEN);
+  memset(p, 0, NET_HDR_LEN + n->frame_len);
   uint8_t *f = p + NET_HDR_LEN;
   memset(f, 0xff, 6);
   memcpy(f + 6, n->mac, 6);
@@ -94,7 +102,7 @@ static bool probe_send(struct net *n, uint64_t seq) {
   f[13] = ETHERTYPE_LO;
   memcpy(f + 14, "KUMO", 4);
   memcpy(f + SEQ_OFFSET, &seq, 8);
-  struct virtio_buf b = {(uint64_t)(uintptr_t)p, NET_HDR_LEN + FRAME_LEN, false};
+  struct virtio_buf b = {(uint64_t)(uintptr_t)p, NET_HDR_LEN + n->frame_len, false};
   int head = virtq_add(&n->tx, &b, 1);
   if (head < 0) {
     n->tx_free[n->tx_nfree++] = buf;
@@ -141,6 +149,7 @@ static void net_report(struct net *n, uint64_t elapsed_tsc) {
   print("net_sent=%lu\n", n->sent);
   print("net_replies=%lu\n", n->replies);
   print("net_lost=%lu\n", n->lost);
+  print("net_frame=%u\n", n->frame_len);
   print("net_pps=%lu\n", n->replies * 1000000u / us);
   print("net_rtt_p50_us=%lu\n", lat_percentile(&n->rtt, 50));
   print("net_rtt_p99_us=%lu\n", lat_percentile(&n->rtt, 99));

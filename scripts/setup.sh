@@ -9,7 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libexpected-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   liburing-dev libseccomp-dev zlib1g-dev libzstd-dev libsqlite3-dev
-  qemu-system-x86 qemu-utils
+  qemu-system-x86 qemu-utils fio linux-perf
   busybox-static cpio lz4 iproute2 util-linux python3 bc
   linux-image-cloud-amd64
 )

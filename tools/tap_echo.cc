@@ -38,6 +38,12 @@ int main(int argc, char** argv) {
     std::perror("kumo-tap-echo: socket(AF_PACKET)");
     return 1;
   }
+  // Room for a full window of MTU-sized probes (the 208 KiB default drops some of 128 frames
+  // of 1514 bytes, which the guest then counts as lost after its timeout).
+  const int rcvbuf = 8 << 20;
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) != 0) {
+    (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+  }
   sockaddr_ll addr{};
   addr.sll_family = AF_PACKET;
   addr.sll_protocol = htons(kProbeEthertype);

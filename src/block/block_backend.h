@@ -69,6 +69,11 @@ class BlockBackend {
   // Moves up to out.size() completions into out; returns how many. Clears the fd's readiness
   // when it returns fewer than out.size().
   [[nodiscard]] virtual size_t reap(std::span<IoCompletion> out) = 0;
+  // Batching hints for the asynchronous path: between plug() and unplug() a back end may
+  // hold submitted requests and hand them to the host together at unplug() (one io_uring
+  // system call, one host block-layer plug), like Linux's blk_start_plug. Defaults: no-ops.
+  virtual void plug() {}
+  virtual void unplug() {}
 
   // Introspection (kumo img); defaults describe a plain file.
   [[nodiscard]] virtual std::string_view format_name() const { return "raw"; }

@@ -47,6 +47,10 @@ class IoEngine {
   [[nodiscard]] virtual size_t reap(std::span<IoCompletion> out) = 0;
   // Blocks until every submitted request has completed (completions stay reapable).
   virtual void drain() = 0;
+  // Batching (see BlockBackend::plug): while plugged, submit() may only queue requests;
+  // unplug() (or drain()) hands them to the kernel. Defaults: no-ops.
+  virtual void plug() {}
+  virtual void unplug() {}
   [[nodiscard]] virtual size_t in_flight() const = 0;
   [[nodiscard]] virtual size_t capacity() const = 0;
 };

@@ -38,6 +38,9 @@ Status IoUringEngine::submit(const EngineRequest& r) {
     return host_error_errno(EAGAIN, "io_uring engine: {} requests in flight", in_flight_);
   }
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr && flush_sq()) {  // full of plugged requests: hand those over first
+    sqe = io_uring_get_sqe(&ring_);
+  }
   if (sqe == nullptr) {
     return host_error_errno(EAGAIN, "io_uring engine: submission queue full");
   }
@@ -62,9 +65,11 @@ Status IoUringEngine::submit(const EngineRequest& r) {
       break;
   }
   io_uring_sqe_set_data64(sqe, r.cookie);
-  const int rc = io_uring_submit(&ring_);
-  if (rc < 0) {
-    return host_error_errno(-rc, "io_uring_submit");
+  if (!plugged_) {
+    const int rc = io_uring_submit(&ring_);
+    if (rc < 0) {
+      return host_error_errno(-rc, "io_uring_submit");
+    }
   }
   ++in_flight_;
   if (r.op == IoOp::kDiscard || r.op == IoOp::kWriteZeroes) {
@@ -127,7 +132,26 @@ size_t IoUringEngine::reap(std::span<IoCompletion> out) {
   return got;
 }
 
+bool IoUringEngine::flush_sq() {
+  if (io_uring_sq_ready(&ring_) == 0) {
+    return true;
+  }
+  int rc = 0;
+  do {
+    rc = io_uring_submit(&ring_);
+  } while (rc == -EINTR);
+  // On failure (EAGAIN/EBUSY: the kernel is short of memory or completion space) the SQEs
+  // stay in the ring and go with the next submission, unplug() or drain().
+  return rc >= 0;
+}
+
+void IoUringEngine::unplug() {
+  plugged_ = false;
+  (void)flush_sq();
+}
+
 void IoUringEngine::drain() {
+  (void)flush_sq();
   while (in_flight_ > 0) {
     if (!harvest(true)) {
       return;

@@ -1,6 +1,7 @@
 #pragma once
 // IoUringEngine: IoEngine on io_uring (liburing). Requests are submitted as soon as they are
-// queued; completions are signalled through an eventfd registered with the ring.
+// queued, or, between plug() and unplug(), together at unplug() (one io_uring_enter for the
+// batch); completions are signalled through an eventfd registered with the ring.
 // Read/write map to IORING_OP_READV/WRITEV, flush to IORING_OP_FSYNC (datasync), discard and
 // write-zeroes to IORING_OP_FALLOCATE (punch hole / zero range). Cookies must be unique among
 // requests in flight.
@@ -28,6 +29,8 @@ class IoUringEngine final : public IoEngine {
   [[nodiscard]] int completion_fd() const override { return event_fd_.get(); }
   [[nodiscard]] size_t reap(std::span<IoCompletion> out) override;
   void drain() override;
+  void plug() override { plugged_ = true; }
+  void unplug() override;
   [[nodiscard]] size_t in_flight() const override { return in_flight_; }
   [[nodiscard]] size_t capacity() const override { return capacity_; }
   [[nodiscard]] bool has_pending() { return !done_.empty() || io_uring_cq_ready(&ring_) > 0; }
@@ -37,6 +40,8 @@ class IoUringEngine final : public IoEngine {
       : fd_(fd), capacity_(capacity), event_fd_(std::move(event_fd)) {}
   // Moves kernel completions to done_; returns false when waiting failed.
   bool harvest(bool wait);
+  // Hands queued SQEs to the kernel; false (SQEs kept for a retry) when io_uring_enter failed.
+  bool flush_sq();
 
   int fd_;
   size_t capacity_;
@@ -44,6 +49,7 @@ class IoUringEngine final : public IoEngine {
   io_uring ring_{};
   bool ring_ready_ = false;
   size_t in_flight_ = 0;
+  bool plugged_ = false;
   std::deque<IoCompletion> done_;
   // fallocate completes with 0; completions report the length, like the other ops.
   std::unordered_map<uint64_t, uint64_t> fallocate_len_;

@@ -36,6 +36,8 @@ class RawFile final : public BlockBackend {
   [[nodiscard]] size_t reap(std::span<IoCompletion> out) override {
     return engine_->reap(out);
   }
+  void plug() override { engine_->plug(); }
+  void unplug() override { engine_->unplug(); }
 
   // Grows or shrinks the file (kumo img resize).
   [[nodiscard]] Status resize(uint64_t new_size_bytes);

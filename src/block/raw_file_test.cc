@@ -188,6 +188,36 @@ TEST_P(RawAsync, OutOfRangeRequestCompletesWithEinval) {
   EXPECT_EQ(c[0].result, -EINVAL);
 }
 
+TEST_P(RawAsync, PluggedBatchIsSubmittedAtUnplug) {
+  ScratchDir dir;
+  const auto [engine, cache] = GetParam();
+  auto disk = open_ok(make_file(dir, "a.raw", 1 << 20), {.cache = cache, .io = engine});
+  constexpr size_t kReqs = 16;
+  constexpr size_t kLen = 4096;
+  void* mem = nullptr;
+  ASSERT_EQ(::posix_memalign(&mem, 4096, kReqs * kLen), 0);
+  std::unique_ptr<uint8_t, decltype(&std::free)> buf(static_cast<uint8_t*>(mem), &std::free);
+  std::memset(buf.get(), 0x3c, kReqs * kLen);
+  std::vector<iovec> iov(kReqs);
+  disk->plug();
+  for (size_t i = 0; i < kReqs; ++i) {
+    iov[i] = {buf.get() + i * kLen, kLen};
+    ASSERT_TRUE(disk->submit({.op = IoOp::kWrite,
+                              .offset_bytes = i * kLen,
+                              .iov = std::span<const iovec>(&iov[i], 1),
+                              .cookie = 1 + i}));
+  }
+  disk->unplug();
+  auto done = wait_completions(*disk, kReqs);
+  ASSERT_EQ(done.size(), kReqs);
+  for (const IoCompletion& c : done) {
+    EXPECT_EQ(c.result, static_cast<int64_t>(kLen)) << "cookie " << c.cookie;
+  }
+  std::vector<uint8_t> out(kReqs * kLen);
+  ASSERT_TRUE(disk->read(0, out));
+  EXPECT_EQ(out, std::vector<uint8_t>(kReqs * kLen, 0x3c));
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Engines, RawAsync,
     ::testing::Combine(::testing::Values(EngineKind::kIoUring, EngineKind::kThreadPool),

@@ -226,6 +226,8 @@ class HybridEngine final : public IoEngine {
     pool_->drain();
     ring_->drain();
   }
+  void plug() override { ring_->plug(); }
+  void unplug() override { ring_->unplug(); }
   size_t in_flight() const override { return ring_->in_flight() + pool_->in_flight(); }
   size_t capacity() const override { return ring_->capacity(); }
 

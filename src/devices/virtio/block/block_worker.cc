@@ -149,6 +149,9 @@ void BlockWorker::complete(uint16_t head, std::optional<memory::GuestAddress> st
 }
 
 void BlockWorker::process_queue() {
+  // Everything the driver made available goes to the host in one batch (one io_uring_enter,
+  // one host block-layer plug) instead of one system call per request.
+  backend_->plug();
   while (!broken_ && !waiting_timer_ && !waiting_backend_) {
     if (!deferred_) {
       auto popped = queue_->pop();
@@ -174,6 +177,7 @@ void BlockWorker::process_queue() {
     }
     deferred_.reset();
   }
+  backend_->unplug();
   if (used_pending_ && !broken_) {
     used_pending_ = false;
     auto notify = queue_->needs_interrupt();

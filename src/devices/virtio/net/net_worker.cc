@@ -112,6 +112,18 @@ void NetWorker::signal(vio::SplitQueue& q, uint16_t index, bool& pending) {
   }
 }
 
+bool NetWorker::quiet(vio::SplitQueue& q, bool& enabled) {
+  if (!enabled) {
+    return true;
+  }
+  if (!q.set_notifications(false)) {
+    broken();
+    return false;
+  }
+  enabled = false;
+  return true;
+}
+
 void NetWorker::on_backend() {
   process_rx();
   if (tx_backend_full_) {
@@ -122,6 +134,10 @@ void NetWorker::on_backend() {
 
 void NetWorker::process_rx() {
   bool used = false;
+  // The driver only needs to tell us about new receive buffers when we ran out of them.
+  if (!rx_no_buffers_) {
+    (void)quiet(*rx_, rx_notify_);
+  }
   while (!broken_ && !rx_no_buffers_ && !rx_throttled_) {
     if (const uint64_t wait = rx_limit_.blocked_for_ns(); wait != 0) {
       arm(rx_timer_.get(), wait);
@@ -139,7 +155,12 @@ void NetWorker::process_rx() {
         broken();
         break;
       }
-      if (!*more) rx_no_buffers_ = true;
+      rx_notify_ = true;
+      if (!*more) {
+        rx_no_buffers_ = true;
+      } else if (!quiet(*rx_, rx_notify_)) {
+        break;
+      }
       continue;
     }
     const vio::DescriptorChain& chain = **popped;
@@ -181,6 +202,7 @@ void NetWorker::process_rx() {
 
 void NetWorker::process_tx() {
   bool used = false;
+  (void)quiet(*tx_, tx_notify_);
   while (!broken_ && !tx_throttled_ && !tx_backend_full_) {
     auto popped = tx_->pop();
     if (!popped) {
@@ -193,7 +215,8 @@ void NetWorker::process_tx() {
         broken();
         break;
       }
-      if (*more) continue;
+      tx_notify_ = true;
+      if (*more && quiet(*tx_, tx_notify_)) continue;
       break;
     }
     const vio::DescriptorChain& chain = **popped;

@@ -55,6 +55,10 @@ class NetWorker final {
   void update_interest();
   void signal(kumo::virtio::SplitQueue& q, uint16_t index, bool& pending);
   void broken();
+  // Turns the driver's notifications for `q` off (used.flags NO_NOTIFY / avail_event) while
+  // the worker is busy with it, as QEMU does; they are turned back on (and the ring
+  // re-checked) only when the worker would otherwise sleep on that queue.
+  bool quiet(kumo::virtio::SplitQueue& q, bool& enabled);
   static void arm(int timer_fd, uint64_t ns);
 
   kumo::virtio::ActivateContext ctx_;
@@ -73,6 +77,8 @@ class NetWorker final {
   bool tx_throttled_ = false;
   bool tx_backend_full_ = false;
   bool broken_ = false;
+  bool rx_notify_ = true;  // the rings start with notifications on (used.flags 0)
+  bool tx_notify_ = true;
 };
 
 }  // namespace kumo::devices::virtio::net
