@@ -6,6 +6,23 @@
 
 namespace kumo {
 
+Result<std::optional<BucketConfig>> per_second_bucket(std::string_view option,
+                                                      std::string_view rate_key,
+                                                      std::optional<uint64_t> rate,
+                                                      std::string_view burst_key,
+                                                      std::optional<uint64_t> burst) {
+  if (burst && !rate) {
+    return invalid_input("{}: key '{}' needs '{}'", option, burst_key, rate_key);
+  }
+  if (!rate) {
+    return std::optional<BucketConfig>();
+  }
+  if (*rate == 0) {
+    return invalid_input("{}: key '{}' must be positive", option, rate_key);
+  }
+  return std::optional<BucketConfig>(BucketConfig{*rate, burst.value_or(0), 1000});
+}
+
 uint64_t MonotonicClock::now_ns() const {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -16,6 +16,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <string_view>
+
+#include "base/result.h"
 
 namespace kumo {
 
@@ -39,6 +42,14 @@ struct BucketConfig {
   uint64_t one_time_burst = 0;  // extra tokens available once
   uint64_t refill_time_ms = 0;  // time to refill from empty to full; 0 disables
 };
+
+// A per-second rate limit from user options "<rate_key>=N[,<burst_key>=N]": a bucket of
+// `rate` tokens refilled every second, with `burst` extra tokens once. nullopt when no rate
+// was given; kInvalidInput naming `option` and the key for a zero rate or a burst without a
+// rate.
+[[nodiscard]] Result<std::optional<BucketConfig>> per_second_bucket(
+    std::string_view option, std::string_view rate_key, std::optional<uint64_t> rate,
+    std::string_view burst_key, std::optional<uint64_t> burst);
 
 class TokenBucket final {
  public:

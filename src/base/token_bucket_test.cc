@@ -137,3 +137,28 @@ TEST(RateLimiter, NoBucketsMeansUnlimited) {
 
 }  // namespace
 }  // namespace kumo
+
+namespace kumo {
+namespace {
+
+TEST(PerSecondBucket, RateAndBurstMakeAOneSecondBucket) {
+  auto b = per_second_bucket("--disk", "iops", 1000, "iops_burst", 50).value();
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->size, 1000u);
+  EXPECT_EQ(b->one_time_burst, 50u);
+  EXPECT_EQ(b->refill_time_ms, 1000u);
+  EXPECT_FALSE(per_second_bucket("--disk", "iops", std::nullopt, "iops_burst", std::nullopt).value());
+}
+
+TEST(PerSecondBucket, BurstWithoutRateAndZeroRateNameTheKey) {
+  auto burst_only = per_second_bucket("--net", "bw", std::nullopt, "bw_burst", 10);
+  ASSERT_FALSE(burst_only);
+  EXPECT_EQ(burst_only.error().message, "--net: key 'bw_burst' needs 'bw'");
+  auto zero = per_second_bucket("--net", "bw", 0, "bw_burst", std::nullopt);
+  ASSERT_FALSE(zero);
+  EXPECT_EQ(zero.error().kind, ErrorKind::kInvalidInput);
+  EXPECT_EQ(zero.error().message, "--net: key 'bw' must be positive");
+}
+
+}  // namespace
+}  // namespace kumo

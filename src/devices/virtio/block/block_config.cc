@@ -55,20 +55,8 @@ Result<DiskOptions> parse_disk_options(std::string_view text) {
   if (out.path.empty()) {
     return invalid_input("{}: key 'path' is required", kOption);
   }
-  if (iops_burst && !iops) {
-    return invalid_input("{}: key 'iops_burst' needs 'iops'", kOption);
-  }
-  if (bw_burst && !bw) {
-    return invalid_input("{}: key 'bw_burst' needs 'bw'", kOption);
-  }
-  if (iops) {
-    if (*iops == 0) return invalid_input("{}: key 'iops' must be positive", kOption);
-    out.ops = BucketConfig{*iops, iops_burst.value_or(0), 1000};
-  }
-  if (bw) {
-    if (*bw == 0) return invalid_input("{}: key 'bw' must be positive", kOption);
-    out.bandwidth = BucketConfig{*bw, bw_burst.value_or(0), 1000};
-  }
+  out.ops = KUMO_TRY(per_second_bucket(kOption, "iops", iops, "iops_burst", iops_burst));
+  out.bandwidth = KUMO_TRY(per_second_bucket(kOption, "bw", bw, "bw_burst", bw_burst));
   return out;
 }
 

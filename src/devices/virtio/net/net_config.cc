@@ -46,16 +46,8 @@ Result<NetOptions> parse_net_options(std::string_view text) {
   if (out.tap.empty() && out.bridge.empty()) {
     return invalid_input("{}: key 'tap' or 'bridge' is required", kOption);
   }
-  if (bw_burst && !bw) return invalid_input("{}: key 'bw_burst' needs 'bw'", kOption);
-  if (ops_burst && !ops) return invalid_input("{}: key 'ops_burst' needs 'ops'", kOption);
-  if (bw) {
-    if (*bw == 0) return invalid_input("{}: key 'bw' must be positive", kOption);
-    out.bandwidth = BucketConfig{*bw, bw_burst.value_or(0), 1000};
-  }
-  if (ops) {
-    if (*ops == 0) return invalid_input("{}: key 'ops' must be positive", kOption);
-    out.ops = BucketConfig{*ops, ops_burst.value_or(0), 1000};
-  }
+  out.bandwidth = KUMO_TRY(per_second_bucket(kOption, "bw", bw, "bw_burst", bw_burst));
+  out.ops = KUMO_TRY(per_second_bucket(kOption, "ops", ops, "ops_burst", ops_burst));
   return out;
 }
 
