@@ -10,9 +10,9 @@
 
 #include "arch/x86_64/vcpu/cpuid.h"
 #include "arch/x86_64/vcpu/vcpu_setup.h"
+#include "block/open_backend.h"
 #include "devices/legacy/boot_timer.h"
 #include "devices/legacy/debug_exit.h"
-#include "block/open_backend.h"
 #include "devices/legacy/i8042.h"
 #include "devices/virtio/block/block_config.h"
 #include "devices/virtio/block/block_device.h"
@@ -65,7 +65,7 @@ Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config,
     return host_error("eventfd for VM events");
   }
   KUMO_TRY(vm->setup_platform());
-  KUMO_TRY(vm->setup_devices(config, process_start));
+  KUMO_TRY(vm->setup_devices(process_start));
   KUMO_TRY(vm->create_vcpus());
   KUMO_TRY(vm->save_reset_state());
   KUMO_TRY(vm->load_kernel());
@@ -88,9 +88,8 @@ Status Vm::setup_platform() {
   return {};
 }
 
-Status Vm::setup_devices(const VmConfig& config,
-                         std::chrono::steady_clock::time_point process_start) {
-  console_ = KUMO_TRY(Console::open(config.console));
+Status Vm::setup_devices(std::chrono::steady_clock::time_point process_start) {
+  console_ = KUMO_TRY(Console::open(config_.console));
   Console* console = console_.get();
   serial_ = std::make_shared<devices::Serial>(
       [console](std::span<const uint8_t> bytes) { console->write(bytes); },
@@ -106,7 +105,7 @@ Status Vm::setup_devices(const VmConfig& config,
                              request_exit(VmExit{VmExit::Kind::kGuestExit, code,
                                                  fmt::format("guest exit code {}", code)});
                            })));
-  const bool log_boot = config.log_boot_time;
+  const bool log_boot = config_.log_boot_time;
   KUMO_TRY(pio_bus_.insert(
       devices::BootTimer::kPort, devices::BootTimer::kRangeBytes,
       std::make_shared<devices::BootTimer>(process_start, [log_boot](const devices::BootTime& t) {

@@ -68,8 +68,7 @@ class Vm final {
 
   Vm(kvm::KvmSystem kvm, kvm::VmFd vm, memory::GuestMemory memory, VmConfig config);
   [[nodiscard]] Status setup_platform();
-  [[nodiscard]] Status setup_devices(const VmConfig& config,
-                                     std::chrono::steady_clock::time_point process_start);
+  [[nodiscard]] Status setup_devices(std::chrono::steady_clock::time_point process_start);
   [[nodiscard]] Status setup_virtio_devices();
   [[nodiscard]] Status add_virtio_device(std::unique_ptr<virtio::VirtioDevice> device);
   [[nodiscard]] Status create_vcpus();
