@@ -4,6 +4,9 @@
 
 #include <cstring>
 
+#include "arch/x86_64/boot_entry.h"
+#include "vmm/boot.h"
+
 namespace kumo::vmm {
 namespace {
 
@@ -41,26 +44,10 @@ Result<bool> guest_cpuid_is_controllable(const kvm::KvmSystem& kvm) {
   }
   KUMO_TRY(vcpu.set_cpuid2(cpuid));
 
-  kvm_sregs sregs = KUMO_TRY(vcpu.get_sregs());
-  kvm_segment code{};
-  code.limit = 0xffffffff;
-  code.selector = 0x08;
-  code.type = 0xb;
-  code.present = 1;
-  code.db = 1;
-  code.s = 1;
-  code.g = 1;
-  kvm_segment data = code;
-  data.selector = 0x10;
-  data.type = 0x3;
-  sregs.cs = code;
-  sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data;
-  sregs.cr0 = 0x11;  // PE | ET
-  KUMO_TRY(vcpu.set_sregs(sregs));
-  kvm_regs regs{};
-  regs.rip = kCodeGpa;
-  regs.rflags = 2;
-  KUMO_TRY(vcpu.set_regs(regs));
+  // The PVH entry state is exactly what the probe needs: 32-bit protected mode, paging off.
+  KUMO_TRY(apply_boot_entry(vcpu, arch::x86_64::pvh_boot_entry(memory::GuestAddress(kCodeGpa),
+                                                               memory::GuestAddress(0),
+                                                               memory::GuestAddress(0))));
 
   KUMO_TRY(vcpu.run());
   const kvm_run* run = vcpu.run_state();
