@@ -155,6 +155,13 @@ static void net_report(struct net *n, uint64_t elapsed_tsc) {
   print("net_rtt_p99_us=%lu\n", lat_percentile(&n->rtt, 99));
 }
 
+/* Ring state at the first lost probe: tells a stalled device direction from a lost frame. */
+static void net_stall_report(struct net *n) {
+  print("net_stall=tx avail %u used %u flags %u, rx avail %u used %u seen %u flags %u, outstanding %lu\n",
+        n->tx.avail_idx, n->tx.used->idx, n->tx.used->flags, n->rx.avail_idx, n->rx.used->idx,
+        n->rx.last_used, n->rx.used->flags, n->outstanding);
+}
+
 /*
  * Keeps up to `window` probes outstanding until `count` were sent or
  * `stop_tsc` passed; a probe unanswered after `timeout_tsc` is lost.
@@ -178,6 +185,7 @@ static void net_run(struct net *n, uint64_t window, uint64_t count, uint64_t sto
     while (lowest < next_seq) {
       uint64_t *sent = &n->sent_tsc[lowest % SEQ_RING];
       if (*sent && now - *sent > timeout_tsc) {
+        if (n->lost == 0) net_stall_report(n);
         *sent = 0;
         n->lost++;
         n->outstanding--;

@@ -10,6 +10,7 @@
 // made itself). The object is move-only; moving it does not move the mappings, so host
 // pointers handed to KVM stay valid for the object's lifetime.
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -81,6 +82,23 @@ class GuestMemory final {
     return write(gpa, std::span(reinterpret_cast<const uint8_t*>(&value), sizeof(T)));
   }
 
+  // Single-copy-atomic load / store of a naturally aligned 2-, 4- or 8-byte integer that the
+  // guest may change or read concurrently (virtio ring indices, flags and event fields,
+  // virtio 1.2 §2.7). read_obj/write_obj copy bytes and can tear such a value: a 16-bit index
+  // moving from 0x12ff to 0x1300 may read as 0x13ff. Relaxed ordering; callers add fences.
+  // A misaligned address is a kGuest error.
+  template <typename T>
+  [[nodiscard]] Result<T> load_atomic(GuestAddress gpa) const {
+    T* p = KUMO_TRY(atomic_target<T>(gpa));
+    return std::atomic_ref<T>(*p).load(std::memory_order_relaxed);
+  }
+  template <typename T>
+  [[nodiscard]] Status store_atomic(GuestAddress gpa, T value) const {
+    T* p = KUMO_TRY(atomic_target<T>(gpa));
+    std::atomic_ref<T>(*p).store(value, std::memory_order_relaxed);
+    return {};
+  }
+
   // The one escape hatch to a raw host view of guest RAM (for zero-copy I/O vectors).
   // SAFETY: the span is valid while this GuestMemory lives; the guest may change the bytes
   // at any time, so callers must copy before validating anything they read through it.
@@ -89,6 +107,18 @@ class GuestMemory final {
   [[nodiscard]] bool contains(GuestAddress gpa, uint64_t len) const;
 
  private:
+  template <typename T>
+  [[nodiscard]] Result<T*> atomic_target(GuestAddress gpa) const {
+    static_assert(std::is_integral_v<T> && (sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8));
+    static_assert(std::atomic_ref<T>::is_always_lock_free);
+    if (gpa.raw() % sizeof(T) != 0) {
+      return guest_error("{}-byte shared value at {:#x} is misaligned", sizeof(T), gpa.raw());
+    }
+    auto span = KUMO_TRY(host_span(gpa, sizeof(T)));
+    // SAFETY: regions are page-aligned, so an aligned guest address is an aligned host one.
+    return reinterpret_cast<T*>(span.data());
+  }
+
   explicit GuestMemory(std::vector<GuestRegion> regions) : regions_(std::move(regions)) {}
   std::vector<GuestRegion> regions_;
 };

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 namespace kumo::net {
 namespace {
@@ -84,6 +86,11 @@ Result<Tap> Tap::create(std::string_view name) {
   }
   Tap tap(std::move(fd), std::string(ifr.ifr_name));
   KUMO_TRY(set_link_up(tap.name()));
+  // Attaching turned the carrier on, but the host starts transmitting on the interface only
+  // once its link-watch work has run (operstate up, qdisc activated); until then everything
+  // the host sends the guest is dropped. A guest that boots in milliseconds and sends at once
+  // would lose the replies to its first frames, so wait for it (bounded; usually < 1 ms).
+  KUMO_TRY(wait_until_running(tap.name(), std::chrono::seconds(1)));
   return tap;
 }
 
@@ -133,6 +140,25 @@ Status set_link_up(std::string_view ifname) {
     return host_error("bringing interface '{}' up", ifname);
   }
   return {};
+}
+
+Status wait_until_running(std::string_view ifname, std::chrono::milliseconds timeout) {
+  auto sock = KUMO_TRY(control_socket());
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    ifreq ifr{};
+    KUMO_TRY(copy_name(ifr, ifname));
+    if (::ioctl(sock.get(), SIOCGIFFLAGS, &ifr) != 0) {
+      return host_error("reading flags of interface '{}'", ifname);
+    }
+    if ((ifr.ifr_flags & IFF_RUNNING) != 0) {
+      return {};
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return host_error("interface '{}' did not come up within {} ms", ifname, timeout.count());
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
 }
 
 Status attach_to_bridge(std::string_view ifname, std::string_view bridge) {

@@ -10,6 +10,7 @@
 //
 // Thread-safety: none; one owner. Move-only (the fd moves).
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -22,7 +23,8 @@ namespace kumo::net {
 
 class Tap final : public FrameBackend {
  public:
-  // `name` empty: the kernel picks "kumo%d". The interface is brought up.
+  // `name` empty: the kernel picks "kumo%d". The interface is brought up, and create()
+  // returns once the host can transmit on it.
   [[nodiscard]] static Result<Tap> create(std::string_view name);
 
   Tap(Tap&&) noexcept = default;
@@ -46,6 +48,10 @@ class Tap final : public FrameBackend {
 // Fails when an interface in this network namespace already has `mac` (a guest with the
 // same MAC as a host interface breaks bridge forwarding).
 [[nodiscard]] Status check_mac_unused(const MacAddress& mac);
+// Waits until the kernel reports `ifname` running (IFF_RUNNING: carrier on and operstate
+// processed, so the host transmits on it); kHost error after `timeout`.
+[[nodiscard]] Status wait_until_running(std::string_view ifname,
+                                        std::chrono::milliseconds timeout);
 // Sets IFF_UP on an interface.
 [[nodiscard]] Status set_link_up(std::string_view ifname);
 

@@ -42,6 +42,25 @@ TEST(Tap, CreatesATapWithVnetHeaders) {
   });
 }
 
+TEST(Tap, IsRunningWhenCreateReturns) {
+  if (!can_create_taps()) GTEST_SKIP() << "needs root and /dev/net/tun";
+  in_fresh_netns([] {
+    auto tap = Tap::create("kumotest0");
+    ASSERT_TRUE(tap) << tap.error().to_string();
+    // Not waited for, the first frames the host sends the guest would hit a noop qdisc.
+    EXPECT_TRUE(wait_until_running(tap->name(), std::chrono::milliseconds(0)));
+  });
+}
+
+TEST(Tap, WaitingForAnInterfaceThatStaysDownTimesOut) {
+  if (!can_create_taps()) GTEST_SKIP() << "needs root and /dev/net/tun";
+  in_fresh_netns([] {
+    auto r = wait_until_running("lo", std::chrono::milliseconds(5));  // lo is down in a new netns
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("did not come up"), std::string::npos);
+  });
+}
+
 TEST(Tap, KernelChoosesANameWhenEmpty) {
   if (!can_create_taps()) GTEST_SKIP() << "needs root and /dev/net/tun";
   in_fresh_netns([] {

@@ -42,7 +42,7 @@ Status SplitQueue::validate(const memory::GuestMemory& mem, const QueueConfig& c
 }
 
 Result<uint16_t> SplitQueue::avail_idx() const {
-  const uint16_t idx = KUMO_TRY(mem_->read_obj<uint16_t>(config_.avail_ring.unchecked_add(2)));
+  const uint16_t idx = KUMO_TRY(mem_->load_atomic<uint16_t>(config_.avail_ring.unchecked_add(2)));
   // §2.7.13.3.1: read the index before the ring entries it covers.
   std::atomic_thread_fence(std::memory_order_acquire);
   return idx;
@@ -60,7 +60,7 @@ Result<std::optional<DescriptorChain>> SplitQueue::pop() {
   }
   const uint64_t slot = next_avail_ % config_.size;
   const uint16_t head =
-      KUMO_TRY(mem_->read_obj<uint16_t>(config_.avail_ring.unchecked_add(4 + 2 * slot)));
+      KUMO_TRY(mem_->load_atomic<uint16_t>(config_.avail_ring.unchecked_add(4 + 2 * slot)));
   auto chain = KUMO_TRY(
       walk_descriptor_chain(*mem_, config_.desc_table, config_.size, head, indirect_));
   next_avail_ = static_cast<uint16_t>(next_avail_ + 1);
@@ -75,7 +75,7 @@ Status SplitQueue::add_used(uint16_t head, uint32_t len_bytes) {
   // §2.7.8.2: the element must be visible before the index that publishes it.
   std::atomic_thread_fence(std::memory_order_release);
   next_used_ = static_cast<uint16_t>(next_used_ + 1);
-  return mem_->write_obj(config_.used_ring.unchecked_add(2), next_used_);
+  return mem_->store_atomic(config_.used_ring.unchecked_add(2), next_used_);
 }
 
 Result<bool> SplitQueue::needs_interrupt() {
@@ -85,25 +85,25 @@ Result<bool> SplitQueue::needs_interrupt() {
   signalled_used_ = next_used_;
   if (event_idx_) {
     const uint16_t used_event = KUMO_TRY(
-        mem_->read_obj<uint16_t>(config_.avail_ring.unchecked_add(4 + 2ULL * config_.size)));
+        mem_->load_atomic<uint16_t>(config_.avail_ring.unchecked_add(4 + 2ULL * config_.size)));
     // vring_need_event (§2.7.10): notify when used_event lies in (old, new].
     return static_cast<uint16_t>(next_used_ - used_event - 1) <
            static_cast<uint16_t>(next_used_ - old);
   }
-  const uint16_t flags = KUMO_TRY(mem_->read_obj<uint16_t>(config_.avail_ring));
+  const uint16_t flags = KUMO_TRY(mem_->load_atomic<uint16_t>(config_.avail_ring));
   return (flags & kAvailFlagNoInterrupt) == 0;
 }
 
 Result<bool> SplitQueue::set_notifications(bool enable) {
   if (event_idx_) {
     if (enable) {
-      KUMO_TRY(mem_->write_obj(
+      KUMO_TRY(mem_->store_atomic(
           config_.used_ring.unchecked_add(4 + sizeof(UsedElement) * uint64_t{config_.size}),
           next_avail_));
     }
   } else {
     const uint16_t flags = enable ? 0 : kUsedFlagNoNotify;
-    KUMO_TRY(mem_->write_obj(config_.used_ring, flags));
+    KUMO_TRY(mem_->store_atomic(config_.used_ring, flags));
   }
   // Publish the request before re-reading avail.idx (§2.7.10's race with the driver).
   std::atomic_thread_fence(std::memory_order_seq_cst);
