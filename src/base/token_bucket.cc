@@ -115,11 +115,17 @@ RateLimiter::RateLimiter(const std::optional<BucketConfig>& bandwidth,
       ops_(ops ? TokenBucket::create(*ops, clock) : std::nullopt) {}
 
 uint64_t RateLimiter::blocked_for_ns() const {
+  if (blocked_until_ns_ == 0) {
+    return 0;  // never refused anything: no clock read on the unlimited fast path
+  }
   const uint64_t now = clock_->now_ns();
   return blocked_until_ns_ > now ? blocked_until_ns_ - now : 0;
 }
 
 uint64_t RateLimiter::consume(uint64_t bytes, uint64_t ops) {
+  if (!enabled()) {
+    return 0;
+  }
   if (const uint64_t left = blocked_for_ns(); left != 0) {
     return left;
   }
