@@ -45,9 +45,9 @@ struct InterruptState {
   }
 
   void set_intx_locked(bool pending, bool disabled) {
-    intx_pending = pending;
+    intx_pending = pending && intx != nullptr;
     intx_disabled = disabled;
-    const bool level = pending && !disabled;
+    const bool level = intx_pending && !disabled;
     if (intx && level != intx_level) {
       (void)intx->set_level(level);
     }
@@ -246,6 +246,14 @@ void VirtioPciDevice::register_ioevents(uint64_t bar_address, bool add) {
 void VirtioPciDevice::config_read(uint64_t offset, std::span<uint8_t> data) {
   std::lock_guard lock(mutex_);
   config_.read_bytes(offset, data);
+  // PCI 3.0 §6.2.3: Status bit 3 (Interrupt Status) shows a pending INTx, whether or not
+  // Interrupt Disable keeps the pin deasserted.
+  if (offset <= pci::kRegStatus && offset + data.size() > pci::kRegStatus) {
+    std::lock_guard intx_lock(irq_->intx_mutex);
+    if (irq_->intx_pending) {
+      data[pci::kRegStatus - offset] |= pci::kStatusInterrupt;
+    }
+  }
   // §4.1.4.8: a read of pci_cfg_data reads the BAR window the driver selected.
   const uint64_t data_field = pci_cfg_cap_ + 16u;
   if (pci_cfg_cap_ != 0 && offset >= data_field && offset < data_field + 4) {

@@ -214,6 +214,28 @@ TEST_F(PciTransportTest, InterruptDisableDeassertsIntxUntilCleared) {
   EXPECT_FALSE(line_->level.load());
 }
 
+TEST_F(PciTransportTest, InterruptStatusBitShowsPendingIntx) {
+  auto t = make(/*msix=*/false);
+  TransportDriver d(*t);
+  auto interrupt_status = [&] {
+    uint8_t status[2] = {};
+    t->config_read(pci::kRegStatus, status);
+    return (status[0] & pci::kStatusInterrupt) != 0;
+  };
+  ASSERT_TRUE(d.negotiate(modern()));
+  d.setup_queue(0, queue_.config());
+  d.driver_ok();
+  EXPECT_FALSE(interrupt_status());
+  const uint8_t disable[2] = {0x06, 0x04};  // Interrupt Disable: pending, but not asserted
+  (void)t->config_write(pci::kRegCommand, disable);
+  queue_.add_chain({{queue_.alloc(3), 3, false}});
+  d.notify(0);
+  ASSERT_TRUE(wait_until(interrupt_status));
+  EXPECT_FALSE(line_->level.load());
+  EXPECT_EQ(d.isr(), 1);
+  EXPECT_FALSE(interrupt_status());
+}
+
 TEST_F(PciTransportTest, EnablingMsixDeassertsIntx) {
   auto t = make();
   TransportDriver d(*t);
