@@ -5,10 +5,26 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
+#include <mutex>
 
 namespace kumo {
+namespace {
+
+// Manual mode (tests only): the started loops, pumped by run_manual_loops_for_testing().
+std::atomic<bool> g_manual{false};
+std::mutex g_manual_mutex;
+std::vector<EventLoop*> g_manual_loops;
+
+bool manual_loop_started(EventLoop* loop) {
+  std::lock_guard lock(g_manual_mutex);
+  return std::find(g_manual_loops.begin(), g_manual_loops.end(), loop) != g_manual_loops.end();
+}
+
+}  // namespace
 
 Result<UniqueFd> make_eventfd() {
   UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -75,8 +91,14 @@ Status EventLoop::modify(int fd, uint32_t events) {
 }
 
 Status EventLoop::start(std::string name) {
-  if (thread_.joinable()) {
+  if (running()) {
     return invalid_input("event loop {} already running", name);
+  }
+  if (g_manual.load()) {
+    std::lock_guard lock(g_manual_mutex);
+    g_manual_loops.push_back(this);
+    manual_started_ = true;
+    return {};
   }
   thread_ = std::thread([this, name = std::move(name)] {
     ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
@@ -86,6 +108,12 @@ Status EventLoop::start(std::string name) {
 }
 
 void EventLoop::stop() {
+  if (manual_started_) {
+    std::lock_guard lock(g_manual_mutex);
+    std::erase(g_manual_loops, this);
+    manual_started_ = false;
+    return;
+  }
   if (!thread_.joinable()) {
     return;
   }
@@ -111,6 +139,44 @@ void EventLoop::run() {
     }
     for (int i = 0; i < n; ++i) {
       (*static_cast<Handler*>(events[static_cast<size_t>(i)].data.ptr))();
+    }
+  }
+}
+
+void EventLoop::set_manual_mode_for_testing(bool manual) { g_manual.store(manual); }
+
+size_t EventLoop::manual_loops_for_testing() {
+  std::lock_guard lock(g_manual_mutex);
+  return g_manual_loops.size();
+}
+
+bool EventLoop::run_manual_loops_for_testing(size_t max_handlers) {
+  size_t ran = 0;
+  for (;;) {
+    std::vector<EventLoop*> loops;
+    {
+      std::lock_guard lock(g_manual_mutex);
+      loops = g_manual_loops;
+    }
+    bool any = false;
+    for (EventLoop* loop : loops) {
+      // One event per epoll_wait: a handler may stop another loop (or have its own stopped
+      // through a device reset), so each step re-checks that the loop is still started.
+      while (manual_loop_started(loop)) {
+        epoll_event event{};
+        if (::epoll_wait(loop->epoll_.get(), &event, 1, 0) != 1 || event.data.ptr == nullptr) {
+          break;
+        }
+        if (ran == max_handlers) {
+          return false;
+        }
+        ++ran;
+        any = true;
+        (*static_cast<Handler*>(event.data.ptr))();
+      }
+    }
+    if (!any) {
+      return true;
     }
   }
 }

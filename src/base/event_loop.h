@@ -8,6 +8,12 @@
 //
 // Thread-safety: add() and start() from the owner before the thread runs; stop() from any
 // thread except the worker itself; wake() from any thread.
+//
+// Manual mode (tests and fuzzers only; kumo itself never enables it): start() runs no
+// thread and the handlers of every started loop run on the thread that calls
+// run_manual_loops_for_testing(), so a test drives device workers deterministically, without
+// threads. Enable it before any loop starts; then create, start, stop and pump loops from one
+// thread only.
 
 #include <cstdint>
 #include <functional>
@@ -38,7 +44,15 @@ class EventLoop final {
   [[nodiscard]] Status modify(int fd, uint32_t events);
   [[nodiscard]] Status start(std::string name);
   void stop();
-  [[nodiscard]] bool running() const { return thread_.joinable(); }
+  [[nodiscard]] bool running() const { return thread_.joinable() || manual_started_; }
+
+  static void set_manual_mode_for_testing(bool manual);
+  // Runs ready handlers of the started loops, one at a time, until no fd of any loop is
+  // ready (returns true) or `max_handlers` handlers ran (returns false: a loop kept itself
+  // busy).
+  [[nodiscard]] static bool run_manual_loops_for_testing(size_t max_handlers);
+  // Loops started and not yet stopped in manual mode.
+  [[nodiscard]] static size_t manual_loops_for_testing();
 
  private:
   EventLoop(UniqueFd epoll, UniqueFd stop) : epoll_(std::move(epoll)), stop_(std::move(stop)) {}
@@ -49,6 +63,7 @@ class EventLoop final {
   std::vector<std::unique_ptr<Handler>> handlers_;
   std::vector<int> fds_;
   std::thread thread_;
+  bool manual_started_ = false;
 };
 
 // eventfd helpers.

@@ -20,6 +20,14 @@ Status Bus::move(uint64_t old_base, uint64_t new_base) {
   return insert_locked(new_base, range.len, std::move(range.device));
 }
 
+Status Bus::remove(uint64_t base) {
+  std::unique_lock lock(mutex_);
+  if (ranges_.erase(base) == 0) {
+    return invalid_input("nothing is mapped at {:#x}", base);
+  }
+  return {};
+}
+
 Status Bus::insert_locked(uint64_t base, uint64_t len, std::shared_ptr<BusDevice> device) {
   uint64_t end = 0;
   if (len == 0 || __builtin_add_overflow(base, len, &end)) {

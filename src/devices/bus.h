@@ -33,6 +33,8 @@ class Bus final {
   // overlap another one, the device is left unmapped and kInvalidInput returned (the guest
   // programmed a conflicting BAR; accesses there then miss).
   [[nodiscard]] Status move(uint64_t old_base, uint64_t new_base);
+  // Unmaps the range based at `base` (kInvalidInput when nothing is mapped there).
+  [[nodiscard]] Status remove(uint64_t base);
   // Returns false when nothing is mapped at addr (the caller decides: reads return all-ones).
   bool read(uint64_t addr, std::span<uint8_t> data) const;
   bool write(uint64_t addr, std::span<const uint8_t> data) const;

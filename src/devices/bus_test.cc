@@ -64,5 +64,18 @@ TEST(Bus, MoveRemapsRangeAndRejectsOverlap) {
   EXPECT_FALSE(bus.move(0x5000, 0x6000));  // nothing there
 }
 
+TEST(Bus, RemoveUnmapsOnlyThatRange) {
+  Bus bus;
+  ASSERT_TRUE(bus.insert(0x1000, 0x100, std::make_shared<Recorder>()));
+  ASSERT_TRUE(bus.insert(0x2000, 0x100, std::make_shared<Recorder>()));
+  ASSERT_TRUE(bus.remove(0x1000));
+  uint8_t b = 0;
+  EXPECT_FALSE(bus.read(0x1004, std::span(&b, 1)));
+  EXPECT_TRUE(bus.read(0x2004, std::span(&b, 1)));
+  EXPECT_FALSE(bus.remove(0x1000));
+  EXPECT_FALSE(bus.remove(0x2004));  // not a base
+  EXPECT_TRUE(bus.insert(0x1000, 0x100, std::make_shared<Recorder>()));
+}
+
 }  // namespace
 }  // namespace kumo::devices

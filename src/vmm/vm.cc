@@ -117,10 +117,7 @@ Status Vm::setup_devices(std::chrono::steady_clock::time_point process_start) {
   pci_root_ = std::make_shared<devices::pci::PciRoot>();
   KUMO_TRY(pio_bus_.insert(devices::pci::kConfigIoBase, devices::pci::kConfigIoLen, pci_root_));
   pci_root_->set_bar_moved_handler([this](uint8_t slot, const devices::pci::BarMove& move) {
-    if (move.old_address == 0 || move.new_address == 0) {
-      return;
-    }
-    if (Status moved = mmio_bus_.move(move.old_address, move.new_address); !moved) {
+    if (Status moved = bar_mapper_.on_move(slot, move); !moved) {
       fmt::print(stderr, "kumo: PCI slot {} BAR {} moved to {:#x}: {}\n", slot, move.index,
                  move.new_address, moved.error().to_string());
     }
@@ -136,10 +133,7 @@ Status Vm::add_virtio_device(std::unique_ptr<virtio::VirtioDevice> device) {
                                             &ioevents_};
   auto pci_device = KUMO_TRY(devices::virtio::VirtioPciDevice::create(std::move(device), context));
   const auto placed = KUMO_TRY(pci_root_->attach(pci_device, intx_gsi));
-  for (const devices::pci::BarPlacement& bar : placed.bars) {
-    KUMO_TRY(mmio_bus_.insert(bar.address, bar.size_bytes,
-                              std::make_shared<devices::pci::PciBarRegion>(pci_device, bar.index)));
-  }
+  KUMO_TRY(bar_mapper_.add(pci_device, placed));
   virtio_devices_.push_back(std::move(pci_device));
   return {};
 }

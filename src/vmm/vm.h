@@ -21,6 +21,7 @@
 #include "base/unique_fd.h"
 #include "devices/bus.h"
 #include "devices/legacy/serial.h"
+#include "devices/pci/bar_mapper.h"
 #include "devices/pci/pci_root.h"
 #include "devices/virtio/pci_transport.h"
 #include "kvm/kvm_system.h"
@@ -89,6 +90,7 @@ class Vm final {
   kvm_pit_state2 pit_reset_{};
   devices::Bus pio_bus_;
   devices::Bus mmio_bus_;
+  devices::pci::PciBarMapper bar_mapper_{mmio_bus_};
   std::shared_ptr<devices::Serial> serial_;
   std::shared_ptr<devices::pci::PciRoot> pci_root_;
   std::unique_ptr<Console> console_;

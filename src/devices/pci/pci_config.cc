@@ -152,9 +152,9 @@ std::optional<BarMove> PciConfigSpace::write(uint64_t offset, std::span<const ui
     if (at >= kRegBar0 && at < kRegBar0 + 4 * kNumBars) {
       const size_t reg = (at - kRegBar0) / 4;
       touched[reg] = true;
-      // A probe writes all-ones to the dword (Linux: __pci_read_base).
-      probe[reg] = data.size() == 4 && data[0] == 0xff && data[1] == 0xff && data[2] == 0xff &&
-                   data[3] == 0xff;
+      // A probe writes all-ones to the whole dword (Linux: __pci_read_base).
+      probe[reg] = data.size() == 4 && offset == kRegBar0 + 4 * reg && data[0] == 0xff &&
+                   data[1] == 0xff && data[2] == 0xff && data[3] == 0xff;
     }
   }
   for (uint8_t reg = 0; reg < kNumBars; ++reg) {

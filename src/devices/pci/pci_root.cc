@@ -12,6 +12,11 @@ constexpr uint32_t kConfigAddressMask = 0x80ff'fffc;
 
 void fill_ones(std::span<uint8_t> data) { std::fill(data.begin(), data.end(), uint8_t{0xff}); }
 
+// What PciDevice::config_read/config_write accept: 1, 2 or 4 bytes inside one dword.
+bool valid_config_access(uint64_t offset, size_t len) {
+  return (len == 1 || len == 2 || len == 4) && offset < kConfigSpaceBytes && offset % 4 + len <= 4;
+}
+
 }  // namespace
 
 Result<uint64_t> AddressAllocator::allocate(uint64_t size_bytes) {
@@ -99,7 +104,7 @@ uint32_t PciRoot::config_read(uint8_t slot, uint8_t function, uint64_t offset, s
   len = std::min<size_t>(len, 4);
   std::lock_guard lock(mutex_);
   PciDevice* device = lookup(0, slot, function);
-  if (device == nullptr || offset >= kConfigSpaceBytes) {
+  if (device == nullptr || !valid_config_access(offset, len)) {
     return len == 4 ? 0xffff'ffffU : (1U << (8 * len)) - 1;
   }
   device->config_read(offset, std::span(buf.data(), len));
@@ -119,7 +124,7 @@ void PciRoot::config_write(uint8_t slot, uint8_t function, uint64_t offset,
 void PciRoot::config_write_locked(uint8_t slot, uint8_t function, uint64_t offset,
                                   std::span<const uint8_t> data) {
   PciDevice* device = lookup(0, slot, function);
-  if (device == nullptr || offset >= kConfigSpaceBytes) {
+  if (device == nullptr || !valid_config_access(offset, data.size())) {
     return;
   }
   const auto move = device->config_write(offset, data);

@@ -113,7 +113,9 @@ class PciRoot final : public BusDevice {
                                               std::optional<uint8_t> irq = std::nullopt);
   void set_bar_moved_handler(BarMovedHandler handler);
 
-  // Direct configuration access for bus 0 (tests, and a future ECAM window).
+  // Direct configuration access for bus 0 (tests, and a future ECAM window). Like the
+  // devices behind it, it takes 1, 2 or 4 bytes inside one dword; other accesses read as
+  // all-ones and write nothing.
   [[nodiscard]] uint32_t config_read(uint8_t slot, uint8_t function, uint64_t offset,
                                      size_t len);
   void config_write(uint8_t slot, uint8_t function, uint64_t offset,

@@ -224,6 +224,20 @@ TEST(PciRoot, MisalignedAndOversizedDataAccessesAreHarmless) {
   EXPECT_EQ(out, address);
 }
 
+TEST(PciRoot, DirectConfigAccessCrossingADwordIsIgnored) {
+  PciRoot root;
+  std::vector<BarMove> moves;
+  root.set_bar_moved_handler([&](uint8_t, const BarMove& m) { moves.push_back(m); });
+  ASSERT_TRUE(root.attach(std::make_shared<FakeDevice>()));
+  const uint32_t bar0 = root.config_read(1, 0, 0x10, 4);
+  const uint8_t ones[4] = {0xff, 0xff, 0xff, 0xff};
+  root.config_write(1, 0, 0x0e, ones);  // header type, BIST and half of BAR 0
+  EXPECT_EQ(root.config_read(1, 0, 0x10, 4), bar0);
+  EXPECT_TRUE(moves.empty());
+  EXPECT_EQ(root.config_read(1, 0, 0x0e, 4), 0xffff'ffffU);
+  EXPECT_EQ(root.config_read(1, 0, 0x10, 3), 0xff'ffffU);
+}
+
 TEST(PciRoot, BusFullIsAnError) {
   PciRoot root;
   for (size_t i = 1; i < kSlotsPerBus; ++i) {
@@ -259,6 +273,18 @@ TEST(PciConfigSpace, CapabilitiesFormAChain) {
   EXPECT_EQ(config.read(*b + 2u, 4), 0x0605'ff03U);
   const uint8_t too_big[250] = {};
   EXPECT_FALSE(config.add_capability(kCapIdVendor, too_big));
+}
+
+TEST(PciConfigSpace, UnalignedAllOnesWriteMovesTheBarInsteadOfProbingIt) {
+  PciConfigSpace config(PciIdentity{});
+  ASSERT_TRUE(config.add_bar({0, 0x1000, BarKind::kMmio32, false}));
+  config.set_bar_address(0, 0xc000'0000);
+  const uint8_t ones[4] = {0xff, 0xff, 0xff, 0xff};
+  const auto move = config.write(0x0e, ones);
+  ASSERT_TRUE(move);
+  EXPECT_EQ(move->old_address, 0xc000'0000u);
+  EXPECT_EQ(move->new_address, config.bar_address(0));
+  EXPECT_EQ(config.bar_address(0), 0xc000'f000u);
 }
 
 TEST(PciConfigSpace, InvalidBarsAreRejected) {

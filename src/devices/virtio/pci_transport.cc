@@ -12,6 +12,10 @@ namespace vio = kumo::virtio;
 
 // State shared between the transport (vCPU threads) and the interrupt object the device's
 // worker holds. Only atomics and the INTx mutex: never the transport mutex.
+//
+// INTx (PCI 3.0 §6.2.2, §6.8.2): the device asserts its pin for ISR bits raised while MSI-X
+// is disabled, until the driver reads ISR; Interrupt Disable keeps the pin deasserted while
+// set (a pending interrupt shows again when it is cleared) and enabling MSI-X deasserts it.
 struct InterruptState {
   std::shared_ptr<pci::MsixTable> msix;  // null without MSI-X
   std::shared_ptr<InterruptLine> intx;   // may be null
@@ -19,25 +23,35 @@ struct InterruptState {
   std::atomic<bool> needs_reset{false};
   std::atomic<uint8_t> config_generation{0};
   std::atomic<uint16_t> config_vector{pci::kMsixNoVector};
-  std::atomic<bool> intx_disabled{false};
   std::mutex intx_mutex;
+  bool intx_pending = false;   // guarded by intx_mutex
+  bool intx_disabled = false;  // guarded by intx_mutex; Command bit 10
+  bool intx_level = false;     // guarded by intx_mutex; what the line was last set to
 
   bool msix_enabled() const { return msix && msix->enabled(); }
 
   void raise(uint8_t isr_bit, uint16_t vector) {
     isr.fetch_or(isr_bit);
-    if (msix_enabled()) {
-      if (vector != pci::kMsixNoVector) {
-        (void)msix->trigger(vector);
-      }
-      return;
-    }
-    if (intx) {
+    {
       std::lock_guard lock(intx_mutex);
-      if (!intx_disabled.load()) {
-        (void)intx->set_level(true);
+      if (!msix_enabled()) {
+        set_intx_locked(true, intx_disabled);
+        return;
       }
     }
+    if (vector != pci::kMsixNoVector) {
+      (void)msix->trigger(vector);
+    }
+  }
+
+  void set_intx_locked(bool pending, bool disabled) {
+    intx_pending = pending && intx != nullptr;
+    intx_disabled = disabled;
+    const bool level = intx_pending && !disabled;
+    if (intx && level != intx_level) {
+      (void)intx->set_level(level);
+    }
+    intx_level = level;
   }
 };
 
@@ -232,6 +246,14 @@ void VirtioPciDevice::register_ioevents(uint64_t bar_address, bool add) {
 void VirtioPciDevice::config_read(uint64_t offset, std::span<uint8_t> data) {
   std::lock_guard lock(mutex_);
   config_.read_bytes(offset, data);
+  // PCI 3.0 §6.2.3: Status bit 3 (Interrupt Status) shows a pending INTx, whether or not
+  // Interrupt Disable keeps the pin deasserted.
+  if (offset <= pci::kRegStatus && offset + data.size() > pci::kRegStatus) {
+    std::lock_guard intx_lock(irq_->intx_mutex);
+    if (irq_->intx_pending) {
+      data[pci::kRegStatus - offset] |= pci::kStatusInterrupt;
+    }
+  }
   // §4.1.4.8: a read of pci_cfg_data reads the BAR window the driver selected.
   const uint64_t data_field = pci_cfg_cap_ + 16u;
   if (pci_cfg_cap_ != 0 && offset >= data_field && offset < data_field + 4) {
@@ -263,9 +285,14 @@ std::optional<pci::BarMove> VirtioPciDevice::config_write(uint64_t offset,
 
 void VirtioPciDevice::after_config_write(uint64_t offset, size_t len) {
   const uint64_t end = offset + len;
-  irq_->intx_disabled.store((config_.command() & pci::kCommandInterruptDisable) != 0);
   if (msix_cap_ != 0 && offset < msix_cap_ + 4u && end > msix_cap_ + 2u) {
     msix_->set_message_control(static_cast<uint16_t>(config_.read(msix_cap_ + 2u, 2)));
+  }
+  {
+    const bool msix_enabled = irq_->msix_enabled();
+    std::lock_guard lock(irq_->intx_mutex);
+    irq_->set_intx_locked(irq_->intx_pending && !msix_enabled,
+                          (config_.command() & pci::kCommandInterruptDisable) != 0);
   }
   const uint64_t data_field = pci_cfg_cap_ + 16u;
   if (pci_cfg_cap_ != 0 && offset >= data_field && offset < data_field + 4) {
@@ -338,9 +365,7 @@ uint8_t VirtioPciDevice::isr_read() {
   // §4.1.4.5.1: reading ISR resets it to zero and de-asserts INTx.
   std::lock_guard lock(irq_->intx_mutex);
   const uint8_t isr = irq_->isr.exchange(0);
-  if (irq_->intx) {
-    (void)irq_->intx->set_level(false);
-  }
+  irq_->set_intx_locked(false, irq_->intx_disabled);
   return isr;
 }
 
@@ -530,9 +555,7 @@ void VirtioPciDevice::reset_locked() {
   {
     std::lock_guard lock(irq_->intx_mutex);
     irq_->isr.store(0);
-    if (irq_->intx) {
-      (void)irq_->intx->set_level(false);
-    }
+    irq_->set_intx_locked(false, irq_->intx_disabled);
   }
 }
 

@@ -195,6 +195,69 @@ TEST_F(PciTransportTest, IntxRaisesLineUntilIsrIsRead) {
   EXPECT_EQ(d.isr(), 0);
 }
 
+TEST_F(PciTransportTest, InterruptDisableDeassertsIntxUntilCleared) {
+  auto t = make(/*msix=*/false);
+  TransportDriver d(*t);
+  ASSERT_TRUE(d.negotiate(modern()));
+  d.setup_queue(0, queue_.config());
+  d.driver_ok();
+  queue_.add_chain({{queue_.alloc(3), 3, false}});
+  d.notify(0);
+  ASSERT_TRUE(wait_until([&] { return line_->level.load(); }));
+  const uint8_t disable[2] = {0x06, 0x04};  // memory, bus master, Interrupt Disable
+  (void)t->config_write(pci::kRegCommand, disable);
+  EXPECT_FALSE(line_->level.load());
+  const uint8_t enable[2] = {0x06, 0x00};
+  (void)t->config_write(pci::kRegCommand, enable);
+  EXPECT_TRUE(line_->level.load());  // still pending: ISR not read yet
+  EXPECT_EQ(d.isr(), 1);
+  EXPECT_FALSE(line_->level.load());
+}
+
+TEST_F(PciTransportTest, InterruptStatusBitShowsPendingIntx) {
+  auto t = make(/*msix=*/false);
+  TransportDriver d(*t);
+  auto interrupt_status = [&] {
+    uint8_t status[2] = {};
+    t->config_read(pci::kRegStatus, status);
+    return (status[0] & pci::kStatusInterrupt) != 0;
+  };
+  ASSERT_TRUE(d.negotiate(modern()));
+  d.setup_queue(0, queue_.config());
+  d.driver_ok();
+  EXPECT_FALSE(interrupt_status());
+  const uint8_t disable[2] = {0x06, 0x04};  // Interrupt Disable: pending, but not asserted
+  (void)t->config_write(pci::kRegCommand, disable);
+  queue_.add_chain({{queue_.alloc(3), 3, false}});
+  d.notify(0);
+  ASSERT_TRUE(wait_until(interrupt_status));
+  EXPECT_FALSE(line_->level.load());
+  EXPECT_EQ(d.isr(), 1);
+  EXPECT_FALSE(interrupt_status());
+}
+
+TEST_F(PciTransportTest, EnablingMsixDeassertsIntx) {
+  auto t = make();
+  TransportDriver d(*t);
+  ASSERT_TRUE(d.negotiate(modern()));
+  d.setup_queue(0, queue_.config());
+  d.driver_ok();
+  queue_.add_chain({{queue_.alloc(3), 3, false}});
+  d.notify(0);
+  ASSERT_TRUE(wait_until([&] { return line_->level.load(); }));
+  uint8_t control[2] = {0x02, 0x80};
+  for (uint8_t cap = 0x40; cap != 0;) {
+    uint8_t hdr[2];
+    t->config_read(cap, hdr);
+    if (hdr[0] == pci::kCapIdMsix) {
+      (void)t->config_write(cap + 2u, control);
+      break;
+    }
+    cap = hdr[1];
+  }
+  EXPECT_FALSE(line_->level.load());
+}
+
 TEST_F(PciTransportTest, IoEventsAreRegisteredAndFollowBarMoves) {
   auto t = make();
   {
