@@ -56,6 +56,7 @@ int run_main(int argc, char** argv) {
   std::string memory = "128M";
   std::string console = "stdio";
   std::string on_reboot = "exit";
+  std::string memory_backend = "anon";
   std::string initrd;
   app.add_option("--kernel", config.kernel_path,
                  "guest kernel: PVH ELF (vmlinux, the test guest) or bzImage")
@@ -63,6 +64,14 @@ int run_main(int argc, char** argv) {
   app.add_option("--initrd", initrd, "initial ramdisk loaded for the kernel");
   app.add_option("--cmdline", config.cmdline, "kernel command line");
   app.add_option("--memory", memory, "guest RAM, e.g. 128M, 2G (default 128M)");
+  app.add_option("--memory-backend", memory_backend,
+                 "what backs guest RAM on the host: anon | memfd | hugetlb (default anon). "
+                 "anon: private memory that gets transparent huge pages where the host's THP "
+                 "mode is always or madvise; memfd: shared memory (a memfd per RAM region), "
+                 "huge pages only if the host enables THP for shmem; hugetlb: reserved 2 MiB "
+                 "hugetlb pages, --memory a multiple of 2M and enough free pages in "
+                 "vm.nr_hugepages (else exit status 2)")
+      ->check(CLI::IsMember({"anon", "memfd", "hugetlb"}));
   app.add_option("--cpus", config.vcpus, "number of vCPUs (default 1)");
   app.add_option("--console", console,
                  "stdio | virtio | file:PATH | socket:PATH | none (default stdio); virtio is a "
@@ -95,6 +104,16 @@ int run_main(int argc, char** argv) {
     return report(memory_bytes.error().with_context("--memory"));
   }
   config.memory_bytes = *memory_bytes;
+  config.memory_backend = memory_backend == "memfd"     ? memory::Backend::kMemfd
+                          : memory_backend == "hugetlb" ? memory::Backend::kHugetlb
+                                                        : memory::Backend::kAnonymous;
+  if (config.memory_backend == memory::Backend::kHugetlb &&
+      config.memory_bytes % memory::kHugePageBytes != 0) {
+    return report(invalid_input("--memory-backend hugetlb: --memory {} is not a whole number "
+                                 "of 2 MiB huge pages",
+                                 memory)
+                      .value());
+  }
   if (!initrd.empty()) {
     config.initrd_path = initrd;
   }

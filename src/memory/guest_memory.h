@@ -1,5 +1,5 @@
 #pragma once
-// GuestMemory: the guest's RAM as memfd-backed regions, reached only through checked accesses.
+// GuestMemory: the guest's RAM as host mappings, reached only through checked accesses.
 //
 // Every address and length given to these functions may be guest-controlled: they check
 // overflow and bounds and return an error (kGuest) instead of touching host memory outside
@@ -23,14 +23,34 @@
 
 namespace kumo::memory {
 
+// Every region's host mapping starts on this boundary, as do the guest's regions on x86_64,
+// so a 2 MiB guest frame is a 2 MiB host page whenever the host backs it with one (THP,
+// hugetlb) and KVM can map it with one large page-table entry.
+inline constexpr uint64_t kHugePageBytes = 2ull << 20;
+
+// What backs guest RAM on the host (`kumo run --memory-backend`).
+enum class Backend {
+  // Private anonymous memory with MADV_HUGEPAGE: transparent huge pages wherever the host's
+  // THP mode is `always` or `madvise`. Only this process can map it.
+  kAnonymous,
+  // One memfd per region, mapped shared, so another process can map the same RAM. Gets huge
+  // pages only if the host enables THP for shmem (`shmem_enabled`), which many hosts do not.
+  kMemfd,
+  // One memfd per region of 2 MiB hugetlb pages (MFD_HUGETLB), reserved at create(): needs
+  // enough free pages in the host's pool (vm.nr_hugepages) and regions in whole 2 MiB pages.
+  kHugetlb,
+};
+
 struct RegionSpec {
   GuestAddress start;
   uint64_t size_bytes = 0;
 };
 
+// One region's mapping (and memfd, unless anonymous); unmapped on destruction.
 class GuestRegion final {
  public:
-  GuestRegion(GuestAddress start, uint64_t size_bytes, UniqueFd memfd, uint8_t* host);
+  GuestRegion(GuestAddress start, uint64_t size_bytes, Backend backend, UniqueFd memfd,
+              uint8_t* host);
   GuestRegion(GuestRegion&& other) noexcept;
   GuestRegion& operator=(GuestRegion&&) = delete;
   GuestRegion(const GuestRegion&) = delete;
@@ -40,21 +60,33 @@ class GuestRegion final {
   [[nodiscard]] GuestAddress start() const { return start_; }
   [[nodiscard]] uint64_t size_bytes() const { return size_bytes_; }
   [[nodiscard]] uint64_t end_raw() const { return start_.raw() + size_bytes_; }
+  [[nodiscard]] Backend backend() const { return backend_; }
+  // kHugePageBytes-aligned.
   [[nodiscard]] uint8_t* host_base() const { return host_; }
-  // The memfd behind this region (for snapshots and migration; offset 0 is `start`).
+  // The memfd behind this region (offset 0 is `start`), to share the RAM with another
+  // process; -1 for Backend::kAnonymous.
   [[nodiscard]] int memfd() const { return memfd_.get(); }
+  // Zeroes the region: anonymous and memfd pages go back to the host (MADV_DONTNEED, hole
+  // punch); hugetlb pages are zeroed in place, so they stay reserved for this VM. Not to be
+  // called while vCPUs run.
+  [[nodiscard]] Status discard() const;
 
  private:
   GuestAddress start_;
   uint64_t size_bytes_;
+  Backend backend_;
   UniqueFd memfd_;
   uint8_t* host_;
 };
 
 class GuestMemory final {
  public:
-  // Regions must be page-aligned, non-empty, sorted and non-overlapping.
-  [[nodiscard]] static Result<GuestMemory> create(const std::vector<RegionSpec>& specs);
+  // Regions must be page-aligned, non-empty, sorted and non-overlapping; with kHugetlb also
+  // multiples of 2 MiB. Fails with kInvalidInput when the hugetlb pool is too small.
+  // Host support for huge pages is optional: where the kernel rejects MADV_HUGEPAGE, RAM is
+  // simply backed by 4 KiB pages.
+  [[nodiscard]] static Result<GuestMemory> create(const std::vector<RegionSpec>& specs,
+                                                  Backend backend = Backend::kAnonymous);
 
   GuestMemory(GuestMemory&&) noexcept = default;
   GuestMemory& operator=(GuestMemory&&) noexcept = default;
@@ -65,8 +97,8 @@ class GuestMemory final {
   [[nodiscard]] Status read(GuestAddress gpa, std::span<uint8_t> out) const;
   [[nodiscard]] Status write(GuestAddress gpa, std::span<const uint8_t> in) const;
   [[nodiscard]] Status fill(GuestAddress gpa, uint8_t value, uint64_t len) const;
-  // Zeroes all guest RAM by punching out the memfd pages (returns them to the host, touches
-  // nothing); for a machine reset. Not to be called while vCPUs run.
+  // Zeroes all guest RAM for a machine reset (GuestRegion::discard on every region). Not to
+  // be called while vCPUs run.
   [[nodiscard]] Status discard_all() const;
 
   template <typename T>

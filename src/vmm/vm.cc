@@ -55,11 +55,17 @@ Result<std::unique_ptr<Vm>> Vm::create(const VmConfig& config,
                          config.vcpus, max_vcpus);
   }
   auto regions = KUMO_TRY(guest_ram_regions(config.memory_bytes));
-  auto memory = KUMO_TRY(memory::GuestMemory::create(regions));
+  auto memory = memory::GuestMemory::create(regions, config.memory_backend);
+  if (!memory) {
+    return tl::unexpected(memory.error().kind == ErrorKind::kInvalidInput
+                              ? memory.error().with_context("--memory-backend")
+                              : memory.error());
+  }
   VmConfig effective = config;
   effective.cmdline = KUMO_TRY(kernel_cmdline_for_host(kvm, config));
   auto vm_fd = KUMO_TRY(kvm.create_vm());
-  std::unique_ptr<Vm> vm(new Vm(std::move(kvm), std::move(vm_fd), std::move(memory), effective));
+  std::unique_ptr<Vm> vm(
+      new Vm(std::move(kvm), std::move(vm_fd), std::move(*memory), effective));
   vm->exit_event_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!vm->exit_event_) {
     return host_error("eventfd for VM events");

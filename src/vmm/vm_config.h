@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "memory/guest_memory.h"
+
 namespace kumo::vmm {
 
 struct ConsoleConfig {
@@ -22,6 +24,7 @@ struct VmConfig {
   std::optional<std::string> initrd_path;
   std::string cmdline;
   uint64_t memory_bytes = 128ull << 20;
+  memory::Backend memory_backend = memory::Backend::kAnonymous;
   uint32_t vcpus = 1;
   ConsoleConfig console;
   OnReboot on_reboot = OnReboot::kExit;

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -21,6 +22,16 @@ const std::string kKumo = KUMO_BINARY;
 const std::string kTestGuest = KUMO_TEST_GUEST;
 
 bool have_kvm() { return ::access("/dev/kvm", R_OK | W_OK) == 0; }
+
+// 2 MiB pages of the host's hugetlb pool that are free and not promised to a mapping.
+uint64_t unreserved_huge_pages() {
+  const std::string dir = "/sys/kernel/mm/hugepages/hugepages-2048kB/";
+  uint64_t free = 0;
+  uint64_t reserved = 0;
+  std::ifstream(dir + "free_hugepages") >> free;
+  std::ifstream(dir + "resv_hugepages") >> reserved;
+  return free > reserved ? free - reserved : 0;
+}
 
 class KumoRun : public ::testing::Test {
  protected:
@@ -139,6 +150,56 @@ TEST_F(KumoRun, RebootRequestRestartsWithOnRebootRestart) {
   EXPECT_GE(std::count(r.out.begin(), r.out.end(), 'B'), 2) << r.out;
 }
 
+// Every boot reads a word at 2 MiB: zero -> sets it, prints 'Z' and requests a reboot; still
+// set -> prints 'D' and exits with status 3. Restarts forever while RAM is zeroed by a reset.
+//   mov eax,[0x200000]; test eax,eax; jnz dirty; mov dword [0x200000],1
+//   mov dx,0x3f8; mov al,'Z'; out dx,al; mov al,0xfe; out 0x64,al; cli; hlt; jmp .-1
+//   dirty: mov dx,0x3f8; mov al,'D'; out dx,al; mov al,3; out 0xf4,al; jmp $
+const std::vector<uint8_t> kRebootUntilRamIsNotZeroed = {
+    0xa1, 0x00, 0x00, 0x20, 0x00, 0x85, 0xc0, 0x75, 0x19, 0xc7, 0x05, 0x00, 0x00, 0x20,
+    0x00, 0x01, 0x00, 0x00, 0x00, 0x66, 0xba, 0xf8, 0x03, 0xb0, 'Z',  0xee, 0xb0, 0xfe,
+    0xe6, 0x64, 0xfa, 0xf4, 0xeb, 0xfd, 0x66, 0xba, 0xf8, 0x03, 0xb0, 'D',  0xee, 0xb0,
+    0x03, 0xe6, 0xf4, 0xeb, 0xfe};
+
+class RestartZeroesRam : public KumoRun, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(RestartZeroesRam, WithEveryMemoryBackend) {
+  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  if (GetParam() == "hugetlb" && unreserved_huge_pages() < 8) {
+    GTEST_SKIP() << "fewer than 8 free 2 MiB hugetlb pages (sysctl vm.nr_hugepages)";
+  }
+  auto r = kumo({"--kernel", tiny(kRebootUntilRamIsNotZeroed), "--memory", "16M",
+                 "--memory-backend", GetParam(), "--on-reboot", "restart"},
+                20000, 1500, SIGTERM);
+  EXPECT_EQ(r.exit_status, 128 + SIGTERM) << r.err;
+  EXPECT_GE(std::count(r.out.begin(), r.out.end(), 'Z'), 2) << r.out;
+  EXPECT_EQ(r.out.find('D'), std::string::npos) << r.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, RestartZeroesRam,
+                         ::testing::Values("anon", "memfd", "hugetlb"),
+                         [](const ::testing::TestParamInfo<std::string>& param_info) {
+                           return param_info.param;
+                         });
+
+TEST_F(KumoRun, UnknownMemoryBackendIsMisuse) {
+  expect_misuse(kumo({"--kernel", "k", "--memory-backend", "shm"}), "--memory-backend");
+}
+
+TEST_F(KumoRun, HugetlbBeyondThePoolIsMisuse) {
+  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  const uint64_t mib = std::max<uint64_t>(16, (unreserved_huge_pages() + 1) * 2);
+  if (mib > 4096) GTEST_SKIP() << "hugetlb pool too large to exceed in a test";
+  expect_misuse(kumo({"--kernel", tiny({0xeb, 0xfe}), "--memory", std::to_string(mib) + "M",
+                      "--memory-backend", "hugetlb"}),
+                "vm.nr_hugepages");
+}
+
+TEST_F(KumoRun, HugetlbWithPartialHugePageIsMisuse) {
+  expect_misuse(kumo({"--kernel", "k", "--memory", "17M", "--memory-backend", "hugetlb"}),
+                "2 MiB");
+}
+
 TEST_F(KumoRun, SigtermTearsDownCleanly) {
   if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
   auto r = kumo({"--kernel", tiny({0xeb, 0xfe}), "--cpus", "2"}, 20000, 500, SIGTERM);
@@ -233,6 +294,19 @@ TEST_F(TestGuest, EveryVcpuChecksIn) {
 
 TEST_F(TestGuest, MemoryPatternVerifies) {
   auto r = workload("workload=mem size_mib=32");
+  EXPECT_EQ(r.exit_status, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("mem_errors=0"), std::string::npos) << r.out;
+}
+
+TEST_F(TestGuest, MemoryPatternVerifiesOnMemfd) {
+  auto r = workload("workload=mem size_mib=32", {"--memory-backend", "memfd"});
+  EXPECT_EQ(r.exit_status, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("mem_errors=0"), std::string::npos) << r.out;
+}
+
+TEST_F(TestGuest, MemoryPatternVerifiesOnHugetlb) {
+  if (unreserved_huge_pages() < 64) GTEST_SKIP() << "fewer than 64 free 2 MiB hugetlb pages";
+  auto r = workload("workload=mem size_mib=32", {"--memory-backend", "hugetlb"});
   EXPECT_EQ(r.exit_status, 0) << r.err << r.out;
   EXPECT_NE(r.out.find("mem_errors=0"), std::string::npos) << r.out;
 }
