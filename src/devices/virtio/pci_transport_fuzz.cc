@@ -9,12 +9,12 @@
 // reached too.
 //
 // The input is a flags byte (bit 0 MSI-X, 1 INTx, 2 ioeventfds, 3 read-only disk, 4 a
-// second device whose BAR ours can be moved onto) followed by operations, each an opcode
-// byte and its operands; widths include 3/5/6/7 and offsets are unaligned at will. Some
-// operations are shortcuts a real driver would take (negotiate and set up queue 0, write a
-// descriptor, publish a chain, build a whole block request, size a BAR), so the fuzzer does
-// not have to discover every step byte by byte. PCI_TRANSPORT_FUZZ_TRACE=1 prints the
-// accesses an input makes.
+// second device whose BAR ours can be moved onto, 5 a back end that fails every request)
+// followed by operations, each an opcode byte and its operands; widths include 3/5/6/7 and
+// offsets are unaligned at will. Some operations are shortcuts a real driver would take
+// (negotiate and set up queue 0, write a descriptor, publish a chain, build a whole block
+// request, size a BAR), so the fuzzer does not have to discover every step byte by byte.
+// PCI_TRANSPORT_FUZZ_TRACE=1 prints the accesses an input makes.
 //
 // Deterministic and thread-free: EventLoop runs in manual mode, so the device's worker runs
 // on this thread when the harness pumps it after every operation; every object (transport,
@@ -34,6 +34,7 @@
 // bounded work; every worker is gone when the input ends.
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -230,6 +231,7 @@ class Harness {
     options.path = "fuzz";
     options.read_only = (flags & 8) != 0;
     options.serial = "fuzz-disk";
+    if (flags & 32) backend_->fail_errno = EIO;  // every request completes with an error
     auto device = std::make_unique<blk::VirtioBlock>(backend_, options);
     num_queues_ = device->num_queues();
     max_queue_size_ = device->max_queue_size();
@@ -652,7 +654,7 @@ class Harness {
       bar_write(0x28, avail, 8);
       bar_write(0x30, used, 8);
     }
-    bar_write(0x1c, 1, 2);
+    if ((kind & 32) == 0) bar_write(0x1c, 1, 2);  // else DRIVER_OK without the request queue
     if (kind & 16) {
       bar_write(0x14, vio::kStatusAcknowledge | vio::kStatusDriver | vio::kStatusFeaturesOk |
                           vio::kStatusDriverOk, 1);
