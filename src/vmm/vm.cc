@@ -132,11 +132,15 @@ Status Vm::setup_devices(std::chrono::steady_clock::time_point process_start) {
 }
 
 Status Vm::add_virtio_device(std::unique_ptr<virtio::VirtioDevice> device) {
-  // INTx for devices whose driver does not enable MSI-X: PCI IRQs 10/11 (level).
-  const uint8_t intx_gsi = static_cast<uint8_t>(10 + virtio_devices_.size() % 2);
+  // INTx for devices whose driver does not enable MSI-X: PCI IRQs 10/11 (level, shared).
+  const size_t pin = virtio_devices_.size() % pci_intx_.size();
+  const auto intx_gsi = static_cast<uint8_t>(10 + pin);
+  if (!pci_intx_[pin]) {
+    pci_intx_[pin] =
+        devices::SharedInterruptLine::create(std::make_shared<KvmIrqLine>(vm_, intx_gsi));
+  }
   devices::virtio::TransportContext context{&memory_, &msi_allocator_,
-                                            std::make_shared<KvmIrqLine>(vm_, intx_gsi),
-                                            &ioevents_};
+                                            KUMO_TRY(pci_intx_[pin]->add_source()), &ioevents_};
   auto pci_device = KUMO_TRY(devices::virtio::VirtioPciDevice::create(std::move(device), context));
   const auto placed = KUMO_TRY(pci_root_->attach(pci_device, intx_gsi));
   KUMO_TRY(bar_mapper_.add(pci_device, placed));

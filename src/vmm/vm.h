@@ -10,6 +10,7 @@
 // reloaded) and run() may be called again. Resetting in place keeps the KVM VM: tearing one
 // down and creating the next concurrently can stall KVM_CREATE_PIT2 on some hosts.
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "devices/legacy/serial.h"
 #include "devices/pci/bar_mapper.h"
 #include "devices/pci/pci_root.h"
+#include "devices/shared_interrupt_line.h"
 #include "devices/virtio/pci_transport.h"
 #include "kvm/kvm_system.h"
 #include "memory/guest_memory.h"
@@ -96,6 +98,8 @@ class Vm final {
   std::unique_ptr<Console> console_;
   KvmMsiVectorAllocator msi_allocator_{vm_, irq_routing_};
   KvmIoEventRegistry ioevents_{vm_};
+  // PCI INTx: virtio functions alternate between GSIs 10 and 11, wired-OR per GSI.
+  std::array<std::shared_ptr<devices::SharedInterruptLine>, 2> pci_intx_;
   std::vector<std::shared_ptr<devices::virtio::VirtioPciDevice>> virtio_devices_;
   std::vector<std::unique_ptr<VcpuRunner>> vcpus_;  // while run() runs; after vcpu_fds_
 
