@@ -1072,7 +1072,9 @@ Status Qcow2Image::submit(const IoRequest& r) {
         fast = false;
         break;
       }
-      if (e->kind == Kind::kNormal && (r.op == IoOp::kRead || e->writable)) {
+      // A data cluster cut short by end-of-file reads as zeros past it: the slow path's job.
+      if (e->kind == Kind::kNormal && (r.op == IoOp::kRead || e->writable) &&
+          e->host + e->len <= host_end_) {
         pieces.push_back({e->host, e->len, false});
         ++data_pieces;
       } else if (r.op == IoOp::kRead &&
@@ -1115,6 +1117,9 @@ Status Qcow2Image::submit(const IoRequest& r) {
         ranges.emplace_back(begin, p->iov.size());
       }
       p->remaining = static_cast<uint32_t>(data_pieces + 1);
+      if (r.op == IoOp::kWrite) {
+        unsynced_ = true;  // the next flush() must fdatasync the in-place writes
+      }
       for (size_t i = 0; i < pieces.size(); ++i) {
         if (pieces[i].zero) {
           continue;
