@@ -2,6 +2,7 @@
 // every answer is checked against the synchronous path or against known data.
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <stdlib.h>
 
 #include <cerrno>
@@ -334,6 +335,46 @@ TEST_P(Qcow2Async, PluggedRequestsAllCompleteAfterUnplug) {
                                                         data.begin() + off + 4096);
     EXPECT_EQ(std::vector<uint8_t>(buf.data() + i * 4096, buf.data() + (i + 1) * 4096), want)
         << "request " << i;
+  }
+  ASSERT_TRUE(img->close());
+}
+
+TEST_P(Qcow2Async, SplitRequestsReapedOneAtATimeEachCompleteOnce) {
+  ScratchDir dir;
+  const std::string p = dir.file("a.qcow2");
+  const auto data = make_mixed_image(p);
+  auto img = open(p, options());
+  constexpr size_t kReqs = 20;
+  constexpr size_t kLen = 8192;
+  Buffer buf(kReqs * kLen, 0);
+  std::vector<iovec> iov(kReqs);
+  for (size_t i = 0; i < kReqs; ++i) {
+    iov[i] = {buf.data() + i * kLen, kLen};
+    // Each request straddles the boundary of clusters 0 and 1 (two engine requests) or of
+    // clusters 5 and 6.
+    const uint64_t off = (i % 2 == 0 ? kCluster : 6 * kCluster) - 4096;
+    ASSERT_TRUE(img->submit({.op = IoOp::kRead,
+                             .offset_bytes = off,
+                             .iov = std::span<const iovec>(&iov[i], 1),
+                             .cookie = i}));
+  }
+  std::vector<int> seen(kReqs);
+  for (size_t got = 0; got < kReqs;) {
+    pollfd pfd{img->completion_fd(), POLLIN, 0};
+    ASSERT_GT(::poll(&pfd, 1, 5000), 0) << got << " of " << kReqs;
+    IoCompletion one[1];
+    while (img->reap(one) == 1) {
+      ASSERT_LT(one[0].cookie, kReqs);
+      EXPECT_EQ(one[0].result, static_cast<int64_t>(kLen));
+      ++seen[one[0].cookie];
+      ++got;
+    }
+  }
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), static_cast<long>(kReqs));
+  for (size_t i = 0; i < kReqs; ++i) {
+    const uint64_t off = (i % 2 == 0 ? kCluster : 6 * kCluster) - 4096;
+    EXPECT_EQ(std::vector<uint8_t>(buf.data() + i * kLen, buf.data() + (i + 1) * kLen),
+              std::vector<uint8_t>(data.begin() + off, data.begin() + off + kLen));
   }
   ASSERT_TRUE(img->close());
 }

@@ -88,6 +88,7 @@ Status Qcow2Image::load(ChainState* chain) {
     return invalid_input("images with extended L2 entries (subclusters) open read-only only");
   }
   lazy_ = (h.compatible_features & kCompatLazyRefcounts) != 0;
+  l2_bits_ = h.cluster_bits - (h.extended_l2() ? 4 : 3);
 
   // L1 table.
   l1_.assign(h.l1_size, 0);
