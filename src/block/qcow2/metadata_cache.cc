@@ -27,21 +27,28 @@ Status MetadataCache::write_back(Entry& e) {
   return {};
 }
 
-Status MetadataCache::make_room() {
-  while (entries_.size() >= capacity_) {
-    auto victim = entries_.begin();
-    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-      if (it->second.last_use < victim->second.last_use) {
-        victim = it;
-      }
-    }
-    KUMO_TRY(write_back(victim->second));
-    if (last_ == &victim->second) {
-      last_ = nullptr;
-    }
-    entries_.erase(victim);
+Result<MetadataCache::Entry*> MetadataCache::claim(uint64_t offset) {
+  if (entries_.size() < capacity_) {
+    Entry& e = entries_[offset];
+    e.offset = offset;
+    e.data.resize(table_bytes_);
+    return &e;
   }
-  return {};
+  // Full: the least recently used table gives up its node and buffer (no allocation).
+  auto victim = entries_.begin();
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+    if (it->second.last_use < victim->second.last_use) {
+      victim = it;
+    }
+  }
+  KUMO_TRY(write_back(victim->second));
+  if (last_ == &victim->second) {
+    last_ = nullptr;
+  }
+  auto node = entries_.extract(victim);
+  node.key() = offset;
+  node.mapped().offset = offset;
+  return &entries_.insert(std::move(node)).position->second;
 }
 
 Result<uint8_t*> MetadataCache::get(uint64_t offset) {
@@ -49,29 +56,23 @@ Result<uint8_t*> MetadataCache::get(uint64_t offset) {
     e->last_use = ++tick_;
     return e->data.data();
   }
-  KUMO_TRY(make_room());
-  Entry e;
-  e.offset = offset;
-  e.data.resize(table_bytes_);
-  KUMO_TRY(file_->pread_full(offset, e.data));
-  e.last_use = ++tick_;
-  Entry& slot = entries_[offset] = std::move(e);
-  last_ = &slot;
-  return slot.data.data();
+  Entry* e = KUMO_TRY(claim(offset));
+  if (auto st = file_->pread_full(offset, e->data); !st) {
+    entries_.erase(offset);  // holds no table
+    return tl::unexpected(st.error());
+  }
+  e->last_use = ++tick_;
+  last_ = e;
+  return e->data.data();
 }
 
 Result<uint8_t*> MetadataCache::get_fresh(uint64_t offset) {
   Entry* e = lookup(offset);
   if (e == nullptr) {
-    KUMO_TRY(make_room());
-    Entry n;
-    n.offset = offset;
-    n.data.resize(table_bytes_);
-    e = &(entries_[offset] = std::move(n));
+    e = KUMO_TRY(claim(offset));
     last_ = e;
-  } else {
-    std::fill(e->data.begin(), e->data.end(), uint8_t{0});
   }
+  std::fill(e->data.begin(), e->data.end(), uint8_t{0});
   e->last_use = ++tick_;
   if (!e->dirty) {
     e->dirty = true;

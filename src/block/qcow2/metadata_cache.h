@@ -8,6 +8,8 @@
 //    valid only until the next get()/get_fresh()/discard()/clear() on this cache.
 //  - A dirty table is written back on eviction or flush(); before any write-back the barrier
 //    (if set) runs, which is how "refcount blocks before L2 tables" ordering is enforced.
+//  - A hit is one hash lookup (or none: the last table used is remembered) and allocates
+//    nothing; once the cache is full, a miss reuses the evicted table's memory.
 //  - Single-threaded.
 
 #include <cstdint>
@@ -49,7 +51,9 @@ class MetadataCache final {
     uint64_t last_use = 0;
   };
   [[nodiscard]] Status write_back(Entry& e);
-  [[nodiscard]] Status make_room();
+  // An entry keyed `offset` with a table-sized buffer of unspecified content, clean; when the
+  // cache is full it is the least recently used entry's node, written back and re-keyed.
+  [[nodiscard]] Result<Entry*> claim(uint64_t offset);
   Entry* lookup(uint64_t offset);
 
   HostFile* file_;
