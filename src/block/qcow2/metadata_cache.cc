@@ -3,15 +3,24 @@
 namespace kumo::block::qcow2 {
 
 MetadataCache::Entry* MetadataCache::lookup(uint64_t offset) {
-  if (last_ != nullptr && last_->offset == offset) {
-    return last_;
+  Entry*& recent = recent_[recent_slot(offset)];
+  if (recent != nullptr && recent->offset == offset) {
+    return recent;
   }
   auto it = entries_.find(offset);
   if (it == entries_.end()) {
     return nullptr;
   }
-  last_ = &it->second;
-  return last_;
+  recent = &it->second;
+  return recent;
+}
+
+void MetadataCache::forget(const Entry* e) {
+  for (Entry*& r : recent_) {
+    if (r == e) {
+      r = nullptr;
+    }
+  }
 }
 
 Status MetadataCache::write_back(Entry& e) {
@@ -42,9 +51,7 @@ Result<MetadataCache::Entry*> MetadataCache::claim(uint64_t offset) {
     }
   }
   KUMO_TRY(write_back(victim->second));
-  if (last_ == &victim->second) {
-    last_ = nullptr;
-  }
+  forget(&victim->second);
   auto node = entries_.extract(victim);
   node.key() = offset;
   node.mapped().offset = offset;
@@ -58,11 +65,12 @@ Result<uint8_t*> MetadataCache::get(uint64_t offset) {
   }
   Entry* e = KUMO_TRY(claim(offset));
   if (auto st = file_->pread_full(offset, e->data); !st) {
+    forget(e);
     entries_.erase(offset);  // holds no table
     return tl::unexpected(st.error());
   }
   e->last_use = ++tick_;
-  last_ = e;
+  recent_[recent_slot(offset)] = e;
   return e->data.data();
 }
 
@@ -70,7 +78,7 @@ Result<uint8_t*> MetadataCache::get_fresh(uint64_t offset) {
   Entry* e = lookup(offset);
   if (e == nullptr) {
     e = KUMO_TRY(claim(offset));
-    last_ = e;
+    recent_[recent_slot(offset)] = e;
   }
   std::fill(e->data.begin(), e->data.end(), uint8_t{0});
   e->last_use = ++tick_;
@@ -112,9 +120,7 @@ void MetadataCache::discard(uint64_t offset) {
   if (it->second.dirty) {
     --dirty_count_;
   }
-  if (last_ == &it->second) {
-    last_ = nullptr;
-  }
+  forget(&it->second);
   entries_.erase(it);
 }
 

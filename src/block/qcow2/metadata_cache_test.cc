@@ -71,6 +71,31 @@ TEST(MetadataCache, EvictionReusesTheEvictedTablesMemory) {
   EXPECT_EQ(third[0], 3);
 }
 
+TEST(MetadataCache, TablesOfTheSameRecentSlotAreBothFound) {
+  ScratchDir dir;
+  HostFile f = make_tables(dir, 17);
+  MetadataCache cache(&f, kTable, 4);
+  // Tables 0, 8 and 16 share a direct-mapped slot.
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_EQ((*cache.get(0))[0], 1);
+    EXPECT_EQ((*cache.get(8 * kTable))[0], 9);
+    EXPECT_EQ((*cache.get(16 * kTable))[0], 17);
+  }
+}
+
+TEST(MetadataCache, EvictedOrDiscardedTableIsReadAgain) {
+  ScratchDir dir;
+  HostFile f = make_tables(dir, 3);
+  MetadataCache cache(&f, kTable, 2);
+  uint8_t* t0 = *cache.get(0);
+  t0[1] = 0x55;  // a change that is not marked dirty: lost when the table is dropped
+  ASSERT_TRUE(cache.get(kTable));
+  ASSERT_TRUE(cache.get(2 * kTable));  // evicts table 0; its node now holds table 2
+  EXPECT_EQ((*cache.get(0))[1], 1);
+  cache.discard(0);
+  EXPECT_EQ((*cache.get(0))[1], 1);
+}
+
 TEST(MetadataCache, FreshTableIsZeroedDirtyAndWrittenAfterTheBarrier) {
   ScratchDir dir;
   HostFile f = make_tables(dir, 3);
