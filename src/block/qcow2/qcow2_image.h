@@ -15,9 +15,11 @@
 // update that unlinks them is durable. A crash can leak clusters, never corrupt.
 //
 // Threading: like every BlockBackend, used by one thread at a time. The asynchronous path
-// sends reads/writes of allocated clusters straight to the I/O engine (io_uring); anything
-// that touches metadata (allocation, COW, discard, flush) first drains in-flight requests and
-// then runs synchronously on the caller's thread.
+// (qcow2_async.cc) sends reads of data clusters, and writes of data clusters owned by the
+// active L2 table alone (COPIED), straight to the I/O engine (io_uring); a request inside one
+// cluster is one L2 lookup and one engine request on the caller's iovecs. Anything that
+// touches metadata (allocation, COW, discard, flush), backing files or compressed clusters
+// first drains in-flight requests and then runs synchronously on the caller's thread.
 //
 // All on-disk data is untrusted: offsets are checked against the file, and a malformed table
 // yields a kInvalidInput error naming the file, never a crash.
