@@ -9,12 +9,14 @@
 # it; "rand" rows are kumo alone (qcow2 vs raw, runs alternating), where the target is a ratio
 # to raw.
 #
-# Page cache: both images are evicted and read back the same way (random-access advice, so in
-# 4 KiB folios) before the runs, and each run re-reads its image first (pages the kernel
-# dropped meanwhile). On kernels whose ext4 caches files in large folios, a 4 KiB buffered
-# write costs time in proportion to the folio it lands in (ext4_block_write_begin walks the
-# folio's buffer heads); a qcow2 written by qemu-io and a raw copy written by qemu-img convert
-# end up in different folio sizes, which alone moved the write ratios by up to 2x.
+# Host file state: the ratios are to measure kumo, so both images get the same history. They
+# are copied into fresh files by one tool (cp), evicted from the page cache and read back the
+# same way (random-access advice, so in 4 KiB folios); each run re-reads its image first
+# (pages the kernel dropped meanwhile). Without this, the page cache alone moved the ratios
+# far more than kumo does: on kernels whose ext4 caches files in large folios a 4 KiB buffered
+# write costs time in proportion to the folio it lands in (ext4_block_write_begin walks its
+# buffer heads), and a file written by qemu-io or qemu-img read 1 MiB requests up to 30%
+# slower than a cp copy of the same bytes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KUMO=${KUMO:-build/kumo}
@@ -28,10 +30,12 @@ echo "img_bench: preparing $SIZE images in $DIR"
 qemu-img create -q -f qcow2 "$DIR/full.qcow2" "$SIZE"
 qemu-io -f qcow2 -c "write -q -P 0x5a 0 $SIZE" "$DIR/full.qcow2"
 qemu-img convert -O raw "$DIR/full.qcow2" "$DIR/full.raw"
-# Evict both images, then cache them again in 4 KiB folios (see the top of this file).
+# Same history for both images (see the top of this file): fresh copies, evicted, re-read.
 python3 - "$DIR/full.qcow2" "$DIR/full.raw" <<'PY'
-import os, sys
+import os, shutil, sys
 for path in sys.argv[1:]:
+    shutil.copyfile(path, path + ".tmp")
+    os.replace(path + ".tmp", path)
     fd = os.open(path, os.O_RDWR)
     os.fdatasync(fd)
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
