@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
 # Storage benchmark: `kumo img bench` and `qemu-img bench` side by side on the same images in
-# the same run (same request size, depth, count, offsets, cache=writeback), median of 3
+# the same run (same request size, depth, count, offsets, cache=writeback), median of REPS
 # alternating runs each; prints ratios and rewrites the storage section of docs/benchmarks.md.
 #
-# Usage: bench/img_bench.sh            (after scripts/setup.sh; env: SIZE=1G REPS=3 KUMO=build/kumo)
+# Usage: bench/img_bench.sh            (after scripts/setup.sh; env: SIZE=1G REPS=5 KUMO=build/kumo)
 #
 # qemu-img bench only has a sequential pattern (offset += step), so the side-by-side cases use
-# it; "rand" rows are kumo alone (qcow2 vs raw), where the target is a ratio to raw.
+# it; "rand" rows are kumo alone (qcow2 vs raw, runs alternating), where the target is a ratio
+# to raw.
+#
+# Host file state: the ratios are to measure kumo, so both images get the same history. They
+# are copied into fresh files by one tool (cp), evicted from the page cache and read back the
+# same way (random-access advice, so in 4 KiB folios); each run re-reads its image first
+# (pages the kernel dropped meanwhile). Without this, the page cache alone moved the ratios
+# far more than kumo does: on kernels whose ext4 caches files in large folios a 4 KiB buffered
+# write costs time in proportion to the folio it lands in (ext4_block_write_begin walks its
+# buffer heads), and a file written by qemu-io or qemu-img read 1 MiB requests up to 30%
+# slower than a cp copy of the same bytes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KUMO=${KUMO:-build/kumo}
 SIZE=${SIZE:-1G}
-REPS=${REPS:-3}
+REPS=${REPS:-5}
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/kumo-img-bench.XXXXXX")
 trap 'rm -rf "$DIR"' EXIT
 command -v qemu-img >/dev/null || { echo "img_bench: qemu-img missing (qemu-utils)"; exit 1; }
@@ -20,11 +30,25 @@ echo "img_bench: preparing $SIZE images in $DIR"
 qemu-img create -q -f qcow2 "$DIR/full.qcow2" "$SIZE"
 qemu-io -f qcow2 -c "write -q -P 0x5a 0 $SIZE" "$DIR/full.qcow2"
 qemu-img convert -O raw "$DIR/full.qcow2" "$DIR/full.raw"
-cat "$DIR/full.qcow2" "$DIR/full.raw" >/dev/null  # warm the page cache
+# Same history for both images (see the top of this file): fresh copies, evicted, re-read.
+python3 - "$DIR/full.qcow2" "$DIR/full.raw" <<'PY'
+import os, shutil, sys
+for path in sys.argv[1:]:
+    shutil.copyfile(path, path + ".tmp")
+    os.replace(path + ".tmp", path)
+    fd = os.open(path, os.O_RDWR)
+    os.fdatasync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+    for off in range(0, os.fstat(fd).st_size, 1 << 20):
+        os.pread(fd, 1 << 20, off)
+    os.close(fd)
+PY
 
 # secs TOOL ARGS... : prints the run time in seconds of one bench run.
 secs() {
   local tool=$1; shift
+  cat "${@: -1}" >/dev/null  # the image, back in the page cache if pages were dropped
   if [[ $tool == qemu ]]; then
     qemu-img bench "$@" | sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p'
   else
@@ -49,12 +73,29 @@ run_pair() {
   printf '%-34s qemu-img %8.0f IOPS   kumo %8.0f IOPS   kumo/qemu-img %.2f\n' "$name" \
     "$(echo "$count / $qs" | bc -l)" "$(echo "$count / $ks" | bc -l)" "$(echo "$qs / $ks" | bc -l)"
 }
-# run_kumo NAME COUNT IMAGE ARGS... : median seconds for kumo alone.
-kumo_only() {
+# raw_vs_qcow2 COUNT ARGS... : median seconds of kumo on the raw and the qcow2 image, runs
+# alternating; prints "RAW QCOW2 SAME". For reads SAME is the qcow2 file read as raw (-f raw):
+# the very pages the qcow2 runs read, so qcow2/SAME is kumo's own qcow2 cost; for writes
+# (which would overwrite the qcow2 metadata) it is "-".
+raw_vs_qcow2() {
   local count=$1; shift
-  local k=()
-  for ((i = 0; i < REPS; i++)); do k+=("$(secs kumo -c "$count" "$@")"); done
-  printf '%s\n' "${k[@]}" | median
+  local r=() q=() v=()
+  for ((i = 0; i < REPS; i++)); do
+    r+=("$(secs kumo -c "$count" "$@" "$DIR/full.raw")")
+    q+=("$(secs kumo -c "$count" "$@" "$DIR/full.qcow2")")
+    if [[ " $* " != *" -w "* ]]; then
+      v+=("$(secs kumo -c "$count" "$@" -f raw "$DIR/full.qcow2")")
+    fi
+  done
+  local same=-
+  if ((${#v[@]} > 0)); then
+    same=$(printf '%s\n' "${v[@]}" | median)
+  fi
+  echo "$(printf '%s\n' "${r[@]}" | median) $(printf '%s\n' "${q[@]}" | median) $same"
+}
+# ratio A B : A / B with two decimals, or "-" when either is "-".
+ratio() {
+  if [[ $1 == - || $2 == - ]]; then echo -; else printf '%.2f' "$(echo "$1 / $2" | bc -l)"; fi
 }
 none() { :; }
 fresh_overlay() {
@@ -84,12 +125,11 @@ for spec in "4K rand read QD1|-s 4K -d 1 --pattern rand|$N" \
             "1M seq write QD4|-w -s 1M -d 4|2000"; do
   IFS='|' read -r name args count <<<"$spec"
   # shellcheck disable=SC2086
-  q=$(kumo_only "$count" $args "$DIR/full.qcow2")
-  # shellcheck disable=SC2086
-  r=$(kumo_only "$count" $args "$DIR/full.raw")
-  vs_raw+=("$name|$count|$r|$q")
-  printf '%-34s raw %8.0f IOPS   qcow2 %8.0f IOPS   qcow2/raw %.2f\n' "$name" \
-    "$(echo "$count / $r" | bc -l)" "$(echo "$count / $q" | bc -l)" "$(echo "$r / $q" | bc -l)"
+  read -r r q v < <(raw_vs_qcow2 "$count" $args)
+  vs_raw+=("$name|$count|$r|$q|$v")
+  printf '%-34s raw %8.0f IOPS   qcow2 %8.0f IOPS   qcow2/raw %.2f   qcow2/same file as raw %s\n' \
+    "$name" "$(echo "$count / $r" | bc -l)" "$(echo "$count / $q" | bc -l)" \
+    "$(echo "$r / $q" | bc -l)" "$(ratio "$v" "$q")"
 done
 
 # docs/benchmarks.md: replace (or add) the storage section, keep the rest.
@@ -102,8 +142,10 @@ section=$(mktemp)
   echo
   echo "Run: \`bench/img_bench.sh\` on $(date -u +%Y-%m-%d), $(nproc) CPUs, kernel $(uname -r),"
   echo "$(qemu-img --version | head -1). $SIZE images (fully allocated qcow2, 64 KiB clusters,"
-  echo "and a raw copy) in the page cache, cache=writeback, median of $REPS alternating runs."
-  echo "kumo uses io_uring; qemu-img bench its default thread pool (aio=threads)."
+  echo "and a raw copy) in the page cache (both evicted and re-read in 4 KiB folios, see the"
+  echo "script), cache=writeback, median of $REPS alternating runs. kumo uses io_uring and"
+  echo "submits each burst of requests as one batch, as virtio-blk does; qemu-img bench its"
+  echo "default thread pool (aio=threads)."
   echo
   echo "| workload (same args for both) | requests | qemu-img IOPS | kumo IOPS | kumo / qemu-img |"
   echo "|---|---|---|---|---|"
@@ -114,14 +156,17 @@ section=$(mktemp)
   done
   echo
   echo "qemu-img bench has no random pattern; kumo's own random and sequential runs, qcow2"
-  echo "against the raw copy of the same data:"
+  echo "against the raw copy of the same data, and (reads) against the qcow2 file itself read"
+  echo "as raw, which touches the same cached pages: on a shared host, where in memory a file's"
+  echo "pages lie moves the kernel's copy cost by up to 30% between two copies of one file."
   echo
-  echo "| workload (kumo img bench) | requests | raw IOPS | qcow2 IOPS | qcow2 / raw |"
-  echo "|---|---|---|---|---|"
+  echo "| workload (kumo img bench) | requests | raw IOPS | qcow2 IOPS | qcow2 / raw | qcow2 / same file as raw |"
+  echo "|---|---|---|---|---|---|"
   for row in "${vs_raw[@]}"; do
-    IFS='|' read -r name count r q <<<"$row"
-    printf '| %s | %s | %.0f | %.0f | %.2f |\n' "$name" "$count" "$(echo "$count / $r" | bc -l)" \
-      "$(echo "$count / $q" | bc -l)" "$(echo "$r / $q" | bc -l)"
+    IFS='|' read -r name count r q v <<<"$row"
+    printf '| %s | %s | %.0f | %.0f | %.2f | %s |\n' "$name" "$count" \
+      "$(echo "$count / $r" | bc -l)" "$(echo "$count / $q" | bc -l)" "$(echo "$r / $q" | bc -l)" \
+      "$(ratio "$v" "$q")"
   done
   echo "<!-- storage:end -->"
 } >"$section"

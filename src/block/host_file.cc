@@ -233,6 +233,7 @@ Status HostFile::datasync() {
   if (write_budget_ && *write_budget_ == 0) {
     return {};
   }
+  ++syncs_issued_;
   if (::fdatasync(fd_.get()) != 0) {
     return host_error("'{}': fdatasync", path_);
   }

@@ -62,6 +62,8 @@ class HostFile final {
   // Simulated power cut for crash-consistency tests; nullopt = no limit.
   void set_write_budget(std::optional<uint64_t> writes) { write_budget_ = writes; }
   [[nodiscard]] uint64_t writes_issued() const { return writes_issued_; }
+  // fdatasync calls made through datasync() (tests: was a flush honoured?).
+  [[nodiscard]] uint64_t syncs_issued() const { return syncs_issued_; }
 
  private:
   HostFile(UniqueFd fd, std::string path, bool read_only, bool direct, bool block_device)
@@ -83,6 +85,7 @@ class HostFile final {
   bool block_device_ = false;
   std::optional<uint64_t> write_budget_;
   uint64_t writes_issued_ = 0;
+  uint64_t syncs_issued_ = 0;
 };
 
 }  // namespace kumo::block

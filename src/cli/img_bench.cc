@@ -25,7 +25,7 @@ int bench_main(int argc, char** argv) {
   double seconds = 0;
   std::string format, engine = "io_uring", pattern = "seq", size_text = "4K", step_text,
                       offset_text = "0", file;
-  bool write = false, nocache = false, quiet = false;
+  bool write = false, nocache = false, quiet = false, no_batch = false;
   uint64_t flush_interval = 0;
   app.add_option("-c", count, "number of requests (default 75000)");
   app.add_option("-d", depth, "requests in flight (default 64)")->check(CLI::Range(1u, 1024u));
@@ -41,11 +41,15 @@ int bench_main(int argc, char** argv) {
       ->check(CLI::IsMember({"seq", "rand"}));
   app.add_option("--flush-interval", flush_interval, "flush after this many writes");
   app.add_flag("-w", write, "write instead of read");
+  app.add_flag("--no-batch", no_batch,
+               "submit each request on its own (default: each burst as one batch, as "
+               "virtio-blk does)");
   app.add_flag("-q", quiet, "quiet");
   app.add_option("filename", file, "image")->required();
   if (auto rc = parse(app, argc, argv)) {
     return *rc;
   }
+  const bool batch = !no_batch;
   auto req_size = parse_size_bytes(size_text);
   auto start = parse_size_bytes(offset_text);
   if (!req_size || *req_size == 0) {
@@ -125,6 +129,11 @@ int bench_main(int argc, char** argv) {
   block::IoCompletion done[64];
   const uint64_t kFlushCookie = UINT64_MAX;
   while (!stop || in_flight > 0) {
+    // Each burst of submissions goes to the host as one batch, as virtio-blk sends the
+    // requests of one queue notification (BlockBackend::plug).
+    if (batch) {
+      disk.plug();
+    }
     while (!stop && !free_slots.empty()) {
       if ((seconds <= 0 && submitted >= count)) {
         stop = true;
@@ -155,6 +164,9 @@ int bench_main(int argc, char** argv) {
           ++in_flight;
         }
       }
+    }
+    if (batch) {
+      disk.unplug();
     }
     if (in_flight == 0) {
       break;

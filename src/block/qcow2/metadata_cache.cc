@@ -3,15 +3,24 @@
 namespace kumo::block::qcow2 {
 
 MetadataCache::Entry* MetadataCache::lookup(uint64_t offset) {
-  if (last_ != nullptr && last_->offset == offset) {
-    return last_;
+  Entry*& recent = recent_[recent_slot(offset)];
+  if (recent != nullptr && recent->offset == offset) {
+    return recent;
   }
   auto it = entries_.find(offset);
   if (it == entries_.end()) {
     return nullptr;
   }
-  last_ = &it->second;
-  return last_;
+  recent = &it->second;
+  return recent;
+}
+
+void MetadataCache::forget(const Entry* e) {
+  for (Entry*& r : recent_) {
+    if (r == e) {
+      r = nullptr;
+    }
+  }
 }
 
 Status MetadataCache::write_back(Entry& e) {
@@ -27,21 +36,26 @@ Status MetadataCache::write_back(Entry& e) {
   return {};
 }
 
-Status MetadataCache::make_room() {
-  while (entries_.size() >= capacity_) {
-    auto victim = entries_.begin();
-    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-      if (it->second.last_use < victim->second.last_use) {
-        victim = it;
-      }
-    }
-    KUMO_TRY(write_back(victim->second));
-    if (last_ == &victim->second) {
-      last_ = nullptr;
-    }
-    entries_.erase(victim);
+Result<MetadataCache::Entry*> MetadataCache::claim(uint64_t offset) {
+  if (entries_.size() < capacity_) {
+    Entry& e = entries_[offset];
+    e.offset = offset;
+    e.data.resize(table_bytes_);
+    return &e;
   }
-  return {};
+  // Full: the least recently used table gives up its node and buffer (no allocation).
+  auto victim = entries_.begin();
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+    if (it->second.last_use < victim->second.last_use) {
+      victim = it;
+    }
+  }
+  KUMO_TRY(write_back(victim->second));
+  forget(&victim->second);
+  auto node = entries_.extract(victim);
+  node.key() = offset;
+  node.mapped().offset = offset;
+  return &entries_.insert(std::move(node)).position->second;
 }
 
 Result<uint8_t*> MetadataCache::get(uint64_t offset) {
@@ -49,29 +63,24 @@ Result<uint8_t*> MetadataCache::get(uint64_t offset) {
     e->last_use = ++tick_;
     return e->data.data();
   }
-  KUMO_TRY(make_room());
-  Entry e;
-  e.offset = offset;
-  e.data.resize(table_bytes_);
-  KUMO_TRY(file_->pread_full(offset, e.data));
-  e.last_use = ++tick_;
-  Entry& slot = entries_[offset] = std::move(e);
-  last_ = &slot;
-  return slot.data.data();
+  Entry* e = KUMO_TRY(claim(offset));
+  if (auto st = file_->pread_full(offset, e->data); !st) {
+    forget(e);
+    entries_.erase(offset);  // holds no table
+    return tl::unexpected(st.error());
+  }
+  e->last_use = ++tick_;
+  recent_[recent_slot(offset)] = e;
+  return e->data.data();
 }
 
 Result<uint8_t*> MetadataCache::get_fresh(uint64_t offset) {
   Entry* e = lookup(offset);
   if (e == nullptr) {
-    KUMO_TRY(make_room());
-    Entry n;
-    n.offset = offset;
-    n.data.resize(table_bytes_);
-    e = &(entries_[offset] = std::move(n));
-    last_ = e;
-  } else {
-    std::fill(e->data.begin(), e->data.end(), uint8_t{0});
+    e = KUMO_TRY(claim(offset));
+    recent_[recent_slot(offset)] = e;
   }
+  std::fill(e->data.begin(), e->data.end(), uint8_t{0});
   e->last_use = ++tick_;
   if (!e->dirty) {
     e->dirty = true;
@@ -111,9 +120,7 @@ void MetadataCache::discard(uint64_t offset) {
   if (it->second.dirty) {
     --dirty_count_;
   }
-  if (last_ == &it->second) {
-    last_ = nullptr;
-  }
+  forget(&it->second);
   entries_.erase(it);
 }
 

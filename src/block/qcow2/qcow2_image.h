@@ -15,9 +15,11 @@
 // update that unlinks them is durable. A crash can leak clusters, never corrupt.
 //
 // Threading: like every BlockBackend, used by one thread at a time. The asynchronous path
-// sends reads/writes of allocated clusters straight to the I/O engine (io_uring); anything
-// that touches metadata (allocation, COW, discard, flush) first drains in-flight requests and
-// then runs synchronously on the caller's thread.
+// (qcow2_async.cc) sends reads of data clusters, and writes of data clusters owned by the
+// active L2 table alone (COPIED), straight to the I/O engine (io_uring); a request inside one
+// cluster is one L2 lookup and one engine request on the caller's iovecs. Anything that
+// touches metadata (allocation, COW, discard, flush), backing files or compressed clusters
+// first drains in-flight requests and then runs synchronously on the caller's thread.
 //
 // All on-disk data is untrusted: offsets are checked against the file, and a malformed table
 // yields a kInvalidInput error naming the file, never a crash.
@@ -93,6 +95,8 @@ class Qcow2Image final : public BlockBackend {
   [[nodiscard]] Status submit(const IoRequest& request) override;
   [[nodiscard]] int completion_fd() const override;
   [[nodiscard]] size_t reap(std::span<IoCompletion> out) override;
+  void plug() override;
+  void unplug() override;
   [[nodiscard]] std::string_view format_name() const override { return "qcow2"; }
   [[nodiscard]] Result<BlockStatus> block_status(uint64_t offset_bytes,
                                                  uint64_t max_len_bytes) override;
@@ -139,13 +143,15 @@ class Qcow2Image final : public BlockBackend {
     uint64_t host = 0;     // kNormal: host byte of the extent start; kCompressed: L2 word
     bool writable = false;  // kNormal with COPIED set: writes may go in place
   };
-  struct Parent {  // an asynchronous request split over several engine requests
+  // One asynchronous request in flight; its index in parents_ is the engine cookie.
+  struct Parent {
     uint64_t user_cookie = 0;
-    uint32_t remaining = 0;
-    int64_t error = 0;
-    int64_t len = 0;
-    std::vector<iovec> iov;
+    uint32_t remaining = 0;   // engine requests not yet completed, +1 while being submitted
+    int64_t error = 0;        // the first failure
+    int64_t done_bytes = 0;   // bytes transferred so far (pieces read as zeros included)
+    std::vector<iovec> iov;   // a split request's pieces; capacity kept across reuse
   };
+  enum class Split { kSubmitted, kQueueFull, kSlow };
 
   Qcow2Image(HostFile file, qcow2::Header header, OpenOptions options);
   [[nodiscard]] Status load(ChainState* chain);
@@ -194,10 +200,20 @@ class Qcow2Image final : public BlockBackend {
   [[nodiscard]] Status count_references(std::vector<uint64_t>* refs, bool include_refcounts,
                                         CheckReport* report);
 
-  // Asynchronous path.
+  // Asynchronous path (qcow2_async.cc).
   [[nodiscard]] Status ensure_engine();
-  uint64_t new_parent(uint64_t user_cookie, int64_t len);
-  void complete_parent_part(uint64_t index, int64_t result);
+  // A Parent slot with one part outstanding (the submitter's, or the one completion posted).
+  uint64_t new_parent(uint64_t user_cookie);
+  // Accounts one finished part; when it was the last, fills *out and frees the slot.
+  [[nodiscard]] bool complete_parent_part(uint64_t index, int64_t result, IoCompletion* out);
+  // Drops the submitter's part of a split request; a request already done goes to ready_.
+  void finish_submitter_part(uint64_t index);
+  // Host offset of the data cluster holding guest `offset` when a request may use it in
+  // place (a plain data cluster; for writes also COPIED, i.e. not shared), else 0.
+  [[nodiscard]] Result<uint64_t> in_place_cluster(uint64_t offset, bool write);
+  // Splits a request over several clusters into engine requests and zero-filled pieces.
+  [[nodiscard]] Split submit_pieces(const IoRequest& r, uint64_t len, uint64_t index);
+  [[nodiscard]] Status submit_slow(const IoRequest& r, uint64_t index);
   int64_t execute_slow(const IoRequest& r);
 
   HostFile file_;
@@ -209,6 +225,7 @@ class Qcow2Image final : public BlockBackend {
   bool dirty_set_by_us_ = false;
   bool unsynced_ = false;
   uint64_t host_end_ = 0;  // bytes; offsets at or past it are outside the file
+  uint32_t l2_bits_ = 0;   // log2 of the entries per L2 table
   std::vector<uint64_t> l1_;
   std::vector<uint64_t> l1_dirty_;  // indices of L1 entries changed since the last flush
   std::unique_ptr<qcow2::MetadataCache> l2_cache_;

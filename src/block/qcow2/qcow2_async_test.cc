@@ -1,0 +1,406 @@
+// The asynchronous path of Qcow2Image (submit/reap), which virtio-blk and kumo img bench use:
+// every answer is checked against the synchronous path or against known data.
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <stdlib.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "block/qcow2/format.h"
+#include "block/qcow2/qcow2_image.h"
+#include "block/test_util.h"
+
+namespace kumo::block {
+namespace {
+
+using testing::ScratchDir;
+using testing::wait_completions;
+
+constexpr uint64_t kCluster = 65536;
+
+std::vector<uint8_t> pattern(size_t len, uint32_t seed) {
+  std::vector<uint8_t> v(len);
+  std::mt19937 rng(seed);
+  for (auto& b : v) {
+    b = static_cast<uint8_t>(rng());
+  }
+  return v;
+}
+
+// A page-aligned buffer (O_DIRECT accepts it).
+class Buffer {
+ public:
+  explicit Buffer(size_t len, uint8_t fill) : len_(len) {
+    void* p = nullptr;
+    EXPECT_EQ(::posix_memalign(&p, 4096, len == 0 ? 1 : len), 0);
+    mem_.reset(static_cast<uint8_t*>(p));
+    std::memset(mem_.get(), fill, len);
+  }
+  [[nodiscard]] uint8_t* data() { return mem_.get(); }
+  [[nodiscard]] std::vector<uint8_t> bytes() const {
+    return std::vector<uint8_t>(mem_.get(), mem_.get() + len_);
+  }
+
+ private:
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  size_t len_;
+  std::unique_ptr<uint8_t, Free> mem_;
+};
+
+struct AsyncCase {
+  EngineKind engine;
+  CacheMode cache;
+  bool read_only;  // read-only opens get the plain io_uring engine, read-write the hybrid one
+};
+
+class Qcow2Async : public ::testing::TestWithParam<AsyncCase> {
+ protected:
+  OpenOptions options() const {
+    return {.read_only = GetParam().read_only, .cache = GetParam().cache,
+            .io = GetParam().engine};
+  }
+  std::unique_ptr<Qcow2Image> open(const std::string& path, OpenOptions o) {
+    auto r = Qcow2Image::open(path, o);
+    EXPECT_TRUE(r) << r.error().to_string();
+    return r ? std::move(*r) : nullptr;
+  }
+  // One request through submit/reap; returns its completion result.
+  int64_t run(Qcow2Image& img, IoOp op, uint64_t offset, std::span<const iovec> iov,
+              uint64_t cookie = 42) {
+    auto st = img.submit({.op = op, .offset_bytes = offset, .iov = iov, .cookie = cookie});
+    EXPECT_TRUE(st) << st.error().to_string();
+    auto done = wait_completions(img, 1);
+    EXPECT_EQ(done.size(), 1u);
+    if (done.size() != 1) {
+      return INT64_MIN;
+    }
+    EXPECT_EQ(done[0].cookie, cookie);
+    return done[0].result;
+  }
+  // Reads [offset, +len) asynchronously as two iovecs split at `split` bytes.
+  std::vector<uint8_t> async_read(Qcow2Image& img, uint64_t offset, size_t len, size_t split) {
+    Buffer buf(len, 0xee);
+    iovec v[2] = {{buf.data(), split}, {buf.data() + split, len - split}};
+    EXPECT_EQ(run(img, IoOp::kRead, offset, std::span<const iovec>(v, split == len ? 1 : 2)),
+              static_cast<int64_t>(len));
+    return buf.bytes();
+  }
+  std::vector<uint8_t> sync_read(Qcow2Image& img, uint64_t offset, size_t len) {
+    std::vector<uint8_t> out(len);
+    EXPECT_TRUE(img.read(offset, out));
+    return out;
+  }
+};
+
+// Image layout used by several tests (64 KiB clusters, 1 MiB disk):
+//   cluster 0, 1: data; 2: unallocated; 3: zero cluster (v3); 4: compressed; 5, 6: data.
+std::vector<uint8_t> make_mixed_image(const std::string& path,
+                                      const std::string& backing = "") {
+  Qcow2CreateOptions c{.size_bytes = 1 << 20};
+  if (!backing.empty()) {
+    c.backing_file = backing;
+    c.backing_format = "qcow2";
+  }
+  EXPECT_TRUE(create_qcow2(path, c));
+  auto img = Qcow2Image::open(path, {});
+  EXPECT_TRUE(img);
+  auto data = pattern(1 << 20, 9);
+  EXPECT_TRUE((*img)->write(0, std::span(data).first(2 * kCluster)));
+  EXPECT_TRUE((*img)->write(5 * kCluster, std::span(data).subspan(5 * kCluster, 2 * kCluster)));
+  EXPECT_TRUE((*img)->write_zeroes(3 * kCluster, kCluster));
+  std::vector<uint8_t> compressible(kCluster);
+  for (size_t i = 0; i < compressible.size(); ++i) {
+    compressible[i] = static_cast<uint8_t>(i / 300);
+  }
+  EXPECT_TRUE((*img)->write_compressed(4 * kCluster, compressible));
+  std::memcpy(data.data() + 4 * kCluster, compressible.data(), kCluster);
+  EXPECT_TRUE((*img)->close());
+  return data;
+}
+
+TEST_P(Qcow2Async, ReadInsideOneDataClusterReturnsItsBytes) {
+  ScratchDir dir;
+  const std::string p = dir.file("a.qcow2");
+  const auto data = make_mixed_image(p);
+  auto img = open(p, options());
+  EXPECT_EQ(async_read(*img, kCluster + 8192, 4096, 4096),
+            std::vector<uint8_t>(data.begin() + kCluster + 8192,
+                                 data.begin() + kCluster + 12288));
+  // Two iovecs, one request inside one cluster.
+  EXPECT_EQ(async_read(*img, 4096, 16384, 8192),
+            std::vector<uint8_t>(data.begin() + 4096, data.begin() + 20480));
+  ASSERT_TRUE(img->close());
+}
+
+TEST_P(Qcow2Async, EveryClusterKindReadsAsTheSynchronousPathDoes) {
+  ScratchDir dir;
+  const std::string p = dir.file("a.qcow2");
+  make_mixed_image(p);
+  auto img = open(p, options());
+  for (uint64_t c = 0; c < 8; ++c) {
+    EXPECT_EQ(async_read(*img, c * kCluster + 4096, 4096, 4096),
+              sync_read(*img, c * kCluster + 4096, 4096))
+        << "cluster " << c;
+  }
+  ASSERT_TRUE(img->close());
+}
+
+TEST_P(Qcow2Async, RequestsSpanningClustersOfMixedKindsReadEveryPiece) {
+  ScratchDir dir;
+  const std::string p = dir.file("a.qcow2");
+  make_mixed_image(p);
+  auto img = open(p, options());
+  // [1.5, 2.5) data → unallocated; [2.5, 4.5) unallocated → zero → compressed;
+  // [0.5, 1.5) data → data; the whole disk in one request.
+  for (auto [start, len] : {std::pair<uint64_t, size_t>{kCluster + 32768, kCluster},
+                            {2 * kCluster + 32768, 2 * kCluster},
+                            {32768, kCluster},
+                            {0, 1 << 20}}) {
+    EXPECT_EQ(async_read(*img, start, len, 4096 * 3), sync_read(*img, start, len))
+        << "start " << start;
+  }
+  ASSERT_TRUE(img->close());
+}
+
+TEST_P(Qcow2Async, UnallocatedClustersShowTheBackingFileAndZeroClustersHideIt) {
+  ScratchDir dir;
+  const std::string base = dir.file("base.qcow2");
+  const std::string top = dir.file("top.qcow2");
+  ASSERT_TRUE(create_qcow2(base, {.size_bytes = 1 << 20}));
+  const auto under = pattern(1 << 20, 3);
+  {
+    auto b = open(base, {});
+    ASSERT_TRUE(b->write(0, under));
+    ASSERT_TRUE(b->close());
+  }
+  const auto data = make_mixed_image(top, "base.qcow2");
+  auto img = open(top, options());
+  // Cluster 2 is unallocated in the overlay: the base's bytes.
+  EXPECT_EQ(async_read(*img, 2 * kCluster + 4096, 4096, 4096),
+            std::vector<uint8_t>(under.begin() + 2 * kCluster + 4096,
+                                 under.begin() + 2 * kCluster + 8192));
+  // Cluster 3 is a zero cluster: zeros, not the base's bytes.
+  EXPECT_EQ(async_read(*img, 3 * kCluster, 4096, 4096), std::vector<uint8_t>(4096, 0));
+  // Across overlay data, backing data and the zero cluster.
+  EXPECT_EQ(async_read(*img, kCluster + 4096, 2 * kCluster, 4096),
+            sync_read(*img, kCluster + 4096, 2 * kCluster));
+  ASSERT_TRUE(img->close());
+}
+
+TEST_P(Qcow2Async, WritesLandInEveryClusterKindAndReadBack) {
+  if (GetParam().read_only) {
+    GTEST_SKIP() << "writes need a read-write open";
+  }
+  ScratchDir dir;
+  const std::string base = dir.file("base.qcow2");
+  const std::string top = dir.file("top.qcow2");
+  ASSERT_TRUE(create_qcow2(base, {.size_bytes = 1 << 20}));
+  {
+    auto b = open(base, {});
+    ASSERT_TRUE(b->write(0, pattern(1 << 20, 4)));
+    ASSERT_TRUE(b->close());
+  }
+  make_mixed_image(top, "base.qcow2");
+  auto img = open(top, options());
+  auto expect = sync_read(*img, 0, 1 << 20);
+  const auto in = pattern(1 << 20, 5);
+  uint64_t cookie = 1;
+  // Inside one cluster of each kind, then spanning all kinds at once.
+  for (auto [start, len] : {std::pair<uint64_t, size_t>{4096, 4096},
+                            {2 * kCluster + 8192, 4096},
+                            {3 * kCluster + 8192, 4096},
+                            {4 * kCluster + 8192, 4096},
+                            {kCluster + 61440, 5 * kCluster}}) {
+    Buffer buf(len, 0);
+    std::memcpy(buf.data(), in.data() + start, len);
+    iovec v{buf.data(), len};
+    EXPECT_EQ(run(*img, IoOp::kWrite, start, std::span<const iovec>(&v, 1), cookie++),
+              static_cast<int64_t>(len));
+    std::memcpy(expect.data() + start, in.data() + start, len);
+  }
+  EXPECT_EQ(async_read(*img, 0, 1 << 20, 65536), expect);
+  ASSERT_TRUE(img->close());
+  auto again = open(top, {.read_only = true});
+  EXPECT_EQ(sync_read(*again, 0, 1 << 20), expect);
+  auto report = again->check(RepairMode::kNone);
+  ASSERT_TRUE(report);
+  EXPECT_EQ(report->corruptions, 0u);
+  EXPECT_EQ(report->leaks, 0u);
+}
+
+TEST_P(Qcow2Async, WriteToAClusterSharedWithASnapshotCopiesIt) {
+  if (GetParam().read_only) {
+    GTEST_SKIP() << "writes need a read-write open";
+  }
+  ScratchDir dir;
+  const std::string p = dir.file("s.qcow2");
+  const auto data = make_mixed_image(p);
+  {
+    auto img = open(p, {});
+    ASSERT_TRUE(img->snapshot_create("before"));
+    ASSERT_TRUE(img->close());
+  }
+  auto img = open(p, options());
+  Buffer buf(4096, 0x11);
+  iovec v{buf.data(), 4096};
+  EXPECT_EQ(run(*img, IoOp::kWrite, 8192, std::span<const iovec>(&v, 1)), 4096);
+  auto expect = std::vector<uint8_t>(data.begin(), data.begin() + kCluster);
+  std::memset(expect.data() + 8192, 0x11, 4096);
+  EXPECT_EQ(async_read(*img, 0, kCluster, kCluster), expect);
+  ASSERT_TRUE(img->snapshot_apply("before"));
+  EXPECT_EQ(sync_read(*img, 0, kCluster),
+            std::vector<uint8_t>(data.begin(), data.begin() + kCluster));
+  ASSERT_TRUE(img->close());
+}
+
+TEST_P(Qcow2Async, FlushAfterInPlaceWritesSyncsTheFile) {
+  if (GetParam().read_only) {
+    GTEST_SKIP() << "writes need a read-write open";
+  }
+  ScratchDir dir;
+  const std::string p = dir.file("a.qcow2");
+  make_mixed_image(p);
+  auto img = open(p, options());
+  Buffer buf(4096, 0x22);
+  iovec v{buf.data(), 4096};
+  ASSERT_EQ(run(*img, IoOp::kWrite, 4096, std::span<const iovec>(&v, 1)), 4096);
+  const uint64_t before = img->host_file_for_testing().syncs_issued();
+  ASSERT_EQ(run(*img, IoOp::kFlush, 0, {}), 0);
+  EXPECT_GT(img->host_file_for_testing().syncs_issued(), before);
+  ASSERT_TRUE(img->close());
+}
+
+TEST_P(Qcow2Async, DataClusterCutShortByEndOfFileReadsZerosPastIt) {
+  ScratchDir dir;
+  const std::string p = dir.file("t.qcow2");
+  ASSERT_TRUE(create_qcow2(p, {.size_bytes = 1 << 20}));
+  uint64_t host = 0;
+  {
+    auto img = open(p, {});
+    ASSERT_TRUE(img->write(0, pattern(kCluster, 6)));
+    auto s = img->block_status(0, kCluster);
+    ASSERT_TRUE(s && s->host_offset);
+    host = *s->host_offset;
+    ASSERT_TRUE(img->close());
+  }
+  {
+    HostFile f = *HostFile::open(p, false, false);
+    ASSERT_EQ(*f.size_bytes(), host + kCluster);  // the data cluster is the file's last
+    ASSERT_TRUE(f.truncate(host + 8192));
+  }
+  auto img = open(p, options());
+  EXPECT_EQ(async_read(*img, 8192, 4096, 4096), std::vector<uint8_t>(4096, 0));
+  EXPECT_EQ(async_read(*img, 4096, 8192, 4096), sync_read(*img, 4096, 8192));
+  ASSERT_TRUE(img->close());
+}
+
+TEST_P(Qcow2Async, PluggedRequestsAllCompleteAfterUnplug) {
+  ScratchDir dir;
+  const std::string p = dir.file("a.qcow2");
+  const auto data = make_mixed_image(p);
+  auto img = open(p, options());
+  constexpr size_t kReqs = 48;  // more than one reap's worth in the test helper
+  Buffer buf(kReqs * 4096, 0);
+  std::vector<iovec> iov(kReqs);
+  img->plug();
+  for (size_t i = 0; i < kReqs; ++i) {
+    iov[i] = {buf.data() + i * 4096, 4096};
+    // Alternate between the two data clusters and the zero cluster.
+    const uint64_t off = (i % 3 == 2 ? 3 * kCluster : (i % 2) * kCluster) + (i % 16) * 4096;
+    ASSERT_TRUE(img->submit({.op = IoOp::kRead,
+                             .offset_bytes = off,
+                             .iov = std::span<const iovec>(&iov[i], 1),
+                             .cookie = 100 + i}));
+  }
+  img->unplug();
+  auto done = wait_completions(*img, kReqs);
+  ASSERT_EQ(done.size(), kReqs);
+  std::vector<bool> seen(kReqs);
+  for (const IoCompletion& c : done) {
+    ASSERT_GE(c.cookie, 100u);
+    ASSERT_LT(c.cookie, 100u + kReqs);
+    EXPECT_EQ(c.result, 4096);
+    seen[c.cookie - 100] = true;
+  }
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), true), static_cast<long>(kReqs));
+  for (size_t i = 0; i < kReqs; ++i) {
+    const uint64_t off = (i % 3 == 2 ? 3 * kCluster : (i % 2) * kCluster) + (i % 16) * 4096;
+    const auto want = i % 3 == 2 ? std::vector<uint8_t>(4096, 0)
+                                 : std::vector<uint8_t>(data.begin() + off,
+                                                        data.begin() + off + 4096);
+    EXPECT_EQ(std::vector<uint8_t>(buf.data() + i * 4096, buf.data() + (i + 1) * 4096), want)
+        << "request " << i;
+  }
+  ASSERT_TRUE(img->close());
+}
+
+TEST_P(Qcow2Async, SplitRequestsReapedOneAtATimeEachCompleteOnce) {
+  ScratchDir dir;
+  const std::string p = dir.file("a.qcow2");
+  const auto data = make_mixed_image(p);
+  auto img = open(p, options());
+  constexpr size_t kReqs = 20;
+  constexpr size_t kLen = 8192;
+  Buffer buf(kReqs * kLen, 0);
+  std::vector<iovec> iov(kReqs);
+  for (size_t i = 0; i < kReqs; ++i) {
+    iov[i] = {buf.data() + i * kLen, kLen};
+    // Each request straddles the boundary of clusters 0 and 1 (two engine requests) or of
+    // clusters 5 and 6.
+    const uint64_t off = (i % 2 == 0 ? kCluster : 6 * kCluster) - 4096;
+    ASSERT_TRUE(img->submit({.op = IoOp::kRead,
+                             .offset_bytes = off,
+                             .iov = std::span<const iovec>(&iov[i], 1),
+                             .cookie = i}));
+  }
+  std::vector<int> seen(kReqs);
+  for (size_t got = 0; got < kReqs;) {
+    pollfd pfd{img->completion_fd(), POLLIN, 0};
+    ASSERT_GT(::poll(&pfd, 1, 5000), 0) << got << " of " << kReqs;
+    IoCompletion one[1];
+    while (img->reap(one) == 1) {
+      ASSERT_LT(one[0].cookie, kReqs);
+      EXPECT_EQ(one[0].result, static_cast<int64_t>(kLen));
+      ++seen[one[0].cookie];
+      ++got;
+    }
+  }
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), static_cast<long>(kReqs));
+  for (size_t i = 0; i < kReqs; ++i) {
+    const uint64_t off = (i % 2 == 0 ? kCluster : 6 * kCluster) - 4096;
+    EXPECT_EQ(std::vector<uint8_t>(buf.data() + i * kLen, buf.data() + (i + 1) * kLen),
+              std::vector<uint8_t>(data.begin() + off, data.begin() + off + kLen));
+  }
+  ASSERT_TRUE(img->close());
+}
+
+TEST_P(Qcow2Async, RequestsOutsideTheDiskCompleteWithEinval) {
+  ScratchDir dir;
+  const std::string p = dir.file("a.qcow2");
+  make_mixed_image(p);
+  auto img = open(p, options());
+  Buffer buf(8192, 0);
+  iovec v{buf.data(), 8192};
+  EXPECT_EQ(run(*img, IoOp::kRead, (1 << 20) - 4096, std::span<const iovec>(&v, 1)), -EINVAL);
+  ASSERT_TRUE(img->close());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Engines, Qcow2Async,
+    ::testing::Values(AsyncCase{EngineKind::kIoUring, CacheMode::kWriteback, false},
+                      AsyncCase{EngineKind::kIoUring, CacheMode::kWriteback, true},
+                      AsyncCase{EngineKind::kIoUring, CacheMode::kNone, false},
+                      AsyncCase{EngineKind::kThreadPool, CacheMode::kWriteback, false}),
+    [](const ::testing::TestParamInfo<AsyncCase>& param_info) {
+      return std::string(param_info.param.engine == EngineKind::kIoUring ? "IoUring" : "Threads") +
+             (param_info.param.cache == CacheMode::kNone ? "Direct" : "Writeback") +
+             (param_info.param.read_only ? "ReadOnly" : "ReadWrite");
+    });
+
+}  // namespace
+}  // namespace kumo::block
