@@ -331,8 +331,8 @@ TEST_P(Qcow2Async, PluggedRequestsAllCompleteAfterUnplug) {
   for (size_t i = 0; i < kReqs; ++i) {
     const uint64_t off = (i % 3 == 2 ? 3 * kCluster : (i % 2) * kCluster) + (i % 16) * 4096;
     const auto want = i % 3 == 2 ? std::vector<uint8_t>(4096, 0)
-                                 : std::vector<uint8_t>(data.begin() + off,
-                                                        data.begin() + off + 4096);
+                                 : std::vector<uint8_t>(data.begin() + static_cast<long>(off),
+                                                        data.begin() + static_cast<long>(off) + 4096);
     EXPECT_EQ(std::vector<uint8_t>(buf.data() + i * 4096, buf.data() + (i + 1) * 4096), want)
         << "request " << i;
   }
@@ -374,7 +374,8 @@ TEST_P(Qcow2Async, SplitRequestsReapedOneAtATimeEachCompleteOnce) {
   for (size_t i = 0; i < kReqs; ++i) {
     const uint64_t off = (i % 2 == 0 ? kCluster : 6 * kCluster) - 4096;
     EXPECT_EQ(std::vector<uint8_t>(buf.data() + i * kLen, buf.data() + (i + 1) * kLen),
-              std::vector<uint8_t>(data.begin() + off, data.begin() + off + kLen));
+              std::vector<uint8_t>(data.begin() + static_cast<long>(off),
+                                   data.begin() + static_cast<long>(off + kLen)));
   }
   ASSERT_TRUE(img->close());
 }
