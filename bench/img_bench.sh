@@ -26,7 +26,8 @@ DIR=$(mktemp -d "${TMPDIR:-/tmp}/kumo-img-bench.XXXXXX")
 trap 'rm -rf "$DIR"' EXIT
 command -v qemu-img >/dev/null || { echo "img_bench: qemu-img missing (qemu-utils)"; exit 1; }
 
-echo "img_bench: preparing $SIZE images in $DIR"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "img_bench: preparing $SIZE images in $DIR (load average $LOAD_START)"
 qemu-img create -q -f qcow2 "$DIR/full.qcow2" "$SIZE"
 qemu-io -f qcow2 -c "write -q -P 0x5a 0 $SIZE" "$DIR/full.qcow2"
 qemu-img convert -O raw "$DIR/full.qcow2" "$DIR/full.raw"
@@ -155,10 +156,11 @@ section=$(mktemp)
   echo
   echo "Run: \`bench/img_bench.sh\` on $(date -u +%Y-%m-%d), $(nproc) CPUs, kernel $(uname -r),"
   echo "$(qemu-img --version | head -1). $SIZE images (fully allocated qcow2, 64 KiB clusters,"
-  echo "and a raw copy) in the page cache (both evicted and re-read in 4 KiB folios, see the"
-  echo "script), cache=writeback, median of $REPS alternating runs. kumo uses io_uring and"
-  echo "submits each burst of requests as one batch, as virtio-blk does; qemu-img bench its"
-  echo "default thread pool (aio=threads)."
+  echo "and a raw copy) in the page cache (both copied into fresh files, evicted and re-read in"
+  echo "4 KiB folios; see the script), cache=writeback, median of $REPS alternating runs; load"
+  echo "average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end."
+  echo "kumo uses io_uring and submits each burst of requests as one batch, as virtio-blk does;"
+  echo "qemu-img bench its default thread pool (aio=threads)."
   echo
   echo "| workload (same args for both) | requests | qemu-img IOPS | kumo IOPS | kumo / qemu-img |"
   echo "|---|---|---|---|---|"
