@@ -9,14 +9,17 @@
 # it; "rand" rows are kumo alone (qcow2 vs raw, runs alternating), where the target is a ratio
 # to raw.
 #
-# Host file state: the ratios are to measure kumo, so both images get the same history. They
-# are copied into fresh files by one tool (cp), evicted from the page cache and read back the
-# same way (random-access advice, so in 4 KiB folios); each run re-reads its image first
-# (pages the kernel dropped meanwhile). Without this, the page cache alone moved the ratios
-# far more than kumo does: on kernels whose ext4 caches files in large folios a 4 KiB buffered
-# write costs time in proportion to the folio it lands in (ext4_block_write_begin walks its
-# buffer heads), and a file written by qemu-io or qemu-img read 1 MiB requests up to 30%
-# slower than a cp copy of the same bytes.
+# Host file state: the ratios are to measure kumo, so both images get the same history: they
+# are copied into fresh files, evicted from the page cache and read back the same way
+# (random-access advice, so in 4 KiB folios), and each run re-reads its image first (pages the
+# kernel dropped meanwhile). Folio sizes matter: on kernels whose ext4 caches files in large
+# folios, a 4 KiB buffered write costs time in proportion to the folio it lands in
+# (ext4_block_write_begin walks its buffer heads). Even so, on the development host the
+# kernel's cost of reading one file's cached pages differed from that of another file holding
+# the same bytes by up to 50%, reproducibly (two copies of one 1 GiB raw image: 0.30 s and
+# 0.46 s of CPU for the same 2000 1 MiB reads), for reasons we did not find. So read cases also
+# run against the qcow2 file itself read as raw, which touches the very pages the qcow2 runs
+# read: qcow2 / "same file as raw" is kumo's own cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KUMO=${KUMO:-build/kumo}
@@ -172,10 +175,10 @@ section=$(mktemp)
   echo
   echo "qemu-img bench has no random pattern; kumo's own random and sequential runs, qcow2"
   echo "against the raw copy of the same data and, for reads, against the qcow2 file itself read"
-  echo "as raw (the same cached pages: on this shared host, where in memory a file's pages lie"
-  echo "moves the kernel's copy cost by up to 30% between two copies of one file). Ratios of IOPS"
-  echo "(wall clock) and, in brackets, of CPU time per request (every kumo thread, user + system),"
-  echo "which host load disturbs less."
+  echo "as raw: the same cached pages (on the development host the kernel read one file's cached"
+  echo "pages up to 50% slower than another's holding the same bytes; see bench/img_bench.sh)."
+  echo "Ratios of IOPS (wall clock) and, in brackets, of CPU time per request (every kumo thread,"
+  echo "user + system), which host load disturbs less."
   echo
   echo "| workload (kumo img bench) | requests | raw IOPS | qcow2 IOPS | qcow2 / raw | qcow2 / same file as raw |"
   echo "|---|---|---|---|---|---|"
