@@ -4,6 +4,7 @@
 
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
@@ -15,6 +16,19 @@
 #include "cli/img_verbs.h"
 
 namespace kumo::cli::img {
+namespace {
+
+// User + system time of every thread of this process (the engine's workers included).
+double process_cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  auto secs = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return secs(u.ru_utime) + secs(u.ru_stime);
+}
+
+}  // namespace
 
 int bench_main(int argc, char** argv) {
   CLI::App app("Block-layer benchmark: COUNT requests (or SECONDS of them) of SIZE bytes, DEPTH "
@@ -118,6 +132,7 @@ int bench_main(int argc, char** argv) {
                 static_cast<unsigned long long>(*start), static_cast<unsigned long long>(step));
   }
   const auto t0 = std::chrono::steady_clock::now();
+  const double cpu0 = process_cpu_seconds();
   const auto deadline = t0 + std::chrono::duration<double>(seconds);
   uint64_t submitted = 0, completed = 0, errors = 0, writes_since_flush = 0;
   unsigned in_flight = 0;
@@ -194,15 +209,16 @@ int bench_main(int argc, char** argv) {
   }
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double cpu = process_cpu_seconds() - cpu0;
   if (auto st = disk.close(); !st) {
     return fail("bench", st.error());
   }
   const double iops = static_cast<double>(completed) / elapsed;
   std::printf("Run completed in %.3f seconds.\n", elapsed);
-  std::printf("requests=%llu iops=%.0f mib_per_s=%.1f errors=%llu\n",
+  std::printf("requests=%llu iops=%.0f mib_per_s=%.1f errors=%llu cpu_s=%.3f\n",
               static_cast<unsigned long long>(completed), iops,
               iops * static_cast<double>(*req_size) / (1 << 20),
-              static_cast<unsigned long long>(errors));
+              static_cast<unsigned long long>(errors), cpu);
   return errors > 0 ? 1 : 0;
 }
 
