@@ -22,6 +22,22 @@ uint64_t iov_length(std::span<const iovec> iov) {
   return total;
 }
 
+void gather_iovecs(std::span<const iovec> iov, std::span<uint8_t> buf) {
+  size_t pos = 0;
+  for (const iovec& v : iov) {
+    std::memcpy(buf.data() + pos, v.iov_base, v.iov_len);
+    pos += v.iov_len;
+  }
+}
+
+void scatter_iovecs(std::span<const uint8_t> buf, std::span<const iovec> iov) {
+  size_t pos = 0;
+  for (const iovec& v : iov) {
+    std::memcpy(v.iov_base, buf.data() + pos, v.iov_len);
+    pos += v.iov_len;
+  }
+}
+
 Result<std::unique_ptr<RawFile>> RawFile::create(HostFile file, EngineKind engine,
                                                  size_t queue_depth) {
   const uint64_t size = KUMO_TRY(file.size_bytes());
@@ -80,17 +96,9 @@ int64_t RawFile::execute_bounced(const IoRequest& r) {
     if (!file_.pread_full(r.offset_bytes, buf)) {
       return -EIO;
     }
-    size_t pos = 0;
-    for (const iovec& v : r.iov) {
-      std::memcpy(v.iov_base, buf.data() + pos, v.iov_len);
-      pos += v.iov_len;
-    }
+    scatter_iovecs(buf, r.iov);
   } else {
-    size_t pos = 0;
-    for (const iovec& v : r.iov) {
-      std::memcpy(buf.data() + pos, v.iov_base, v.iov_len);
-      pos += v.iov_len;
-    }
+    gather_iovecs(r.iov, buf);
     if (!file_.pwrite_full(r.offset_bytes, buf)) {
       return -EIO;
     }

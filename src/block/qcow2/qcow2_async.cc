@@ -81,17 +81,9 @@ int64_t Qcow2Image::execute_slow(const IoRequest& r) {
       std::vector<uint8_t> buf(static_cast<size_t>(len));
       if (r.op == IoOp::kRead) {
         st = read(r.offset_bytes, buf);
-        size_t pos = 0;
-        for (const iovec& v : r.iov) {
-          std::memcpy(v.iov_base, buf.data() + pos, v.iov_len);
-          pos += v.iov_len;
-        }
+        scatter_iovecs(buf, r.iov);
       } else {
-        size_t pos = 0;
-        for (const iovec& v : r.iov) {
-          std::memcpy(buf.data() + pos, v.iov_base, v.iov_len);
-          pos += v.iov_len;
-        }
+        gather_iovecs(r.iov, buf);
         st = write(r.offset_bytes, buf);
       }
       break;
