@@ -65,15 +65,15 @@ Status IoUringEngine::submit(const EngineRequest& r) {
       break;
   }
   io_uring_sqe_set_data64(sqe, r.cookie);
-  if (!plugged_) {
-    const int rc = io_uring_submit(&ring_);
-    if (rc < 0) {
-      return host_error_errno(-rc, "io_uring_submit");
-    }
-  }
+  // From here on the request belongs to the ring: once io_uring_submit has published the SQE it
+  // cannot be withdrawn, so a failed io_uring_enter must not fail the request (its completion
+  // would arrive later for a cookie the owner may have reused). It stays queued instead.
   ++in_flight_;
   if (r.op == IoOp::kDiscard || r.op == IoOp::kWriteZeroes) {
     fallocate_len_.emplace(r.cookie, r.len_bytes);
+  }
+  if (!plugged_ && !flush_sq()) {
+    signal();  // the owner's next reap() retries the submission
   }
   return {};
 }
@@ -121,6 +121,9 @@ size_t IoUringEngine::reap(std::span<IoCompletion> out) {
   uint64_t counter = 0;
   [[maybe_unused]] const ssize_t n = ::read(event_fd_.get(), &counter, sizeof(counter));
   harvest(false);
+  if (!plugged_ && !flush_sq()) {
+    signal();  // still refused: try again on the next reap()
+  }
   size_t got = 0;
   while (got < out.size() && !done_.empty()) {
     out[got++] = done_.front();
@@ -151,10 +154,15 @@ void IoUringEngine::unplug() {
 }
 
 void IoUringEngine::drain() {
-  (void)flush_sq();
   while (in_flight_ > 0) {
-    if (!harvest(true)) {
-      return;
+    const bool submitted = flush_sq();
+    const size_t in_kernel = in_flight_ - io_uring_sq_ready(&ring_);
+    if (in_kernel > 0) {
+      if (!harvest(true)) {
+        return;
+      }
+    } else if (!submitted) {
+      ::usleep(1000);  // the kernel refused every queued request (short of memory): retry
     }
   }
 }

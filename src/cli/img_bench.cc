@@ -48,7 +48,7 @@ int bench_main(int argc, char** argv) {
   app.add_option("-i", engine, "I/O engine: io_uring or sync (threads)")
       ->check(CLI::IsMember({"io_uring", "sync", "threads"}));
   app.add_flag("-n", nocache, "cache=none (O_DIRECT)");
-  app.add_option("-o", offset_text, "starting offset");
+  app.add_option("-o", offset_text, "starting offset (--pattern rand: the lowest offset)");
   app.add_option("-s", size_text, "request size (default 4K)");
   app.add_option("-S", step_text, "step between sequential requests (default: SIZE)");
   app.add_option("--pattern", pattern, "seq (default, like qemu-img) or rand")
@@ -100,7 +100,13 @@ int bench_main(int argc, char** argv) {
   if (*req_size > size) {
     return fail("bench", Error{ErrorKind::kInvalidInput, 0, "request size exceeds the image"});
   }
-  const uint64_t span = size - *req_size + 1;
+  if (pattern == "rand" && (*start % *req_size != 0 || *start > size - *req_size)) {
+    return fail("bench", Error{ErrorKind::kInvalidInput, 0,
+                               "with --pattern rand the offset must be a multiple of the request "
+                               "size and leave room for one request"});
+  }
+  // Random offsets are request-aligned in [start, size).
+  const uint64_t span = pattern == "rand" ? size - *start - *req_size + 1 : 0;
   void* mem = nullptr;
   if (::posix_memalign(&mem, 4096, depth * *req_size) != 0) {
     return fail("bench", Error{ErrorKind::kHost, ENOMEM, "buffers"});
@@ -115,7 +121,7 @@ int bench_main(int argc, char** argv) {
   uint64_t next_off = *start % size;
   auto next_offset = [&]() {
     if (pattern == "rand") {
-      return rng() % span / *req_size * *req_size;
+      return *start + rng() % span / *req_size * *req_size;
     }
     uint64_t off = next_off;
     if (off + *req_size > size) {
