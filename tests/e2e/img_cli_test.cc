@@ -1,0 +1,274 @@
+// `kumo img` end to end: every verb driven through the built binary as a user would, with
+// qemu-img / qemu-io (Debian's qemu-utils) as the oracle for what the images hold. Skips
+// without qemu-img.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "process.h"
+
+namespace kumo::test {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr const char* kKumo = KUMO_BINARY;
+
+class KumoImg : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::access("/usr/bin/qemu-img", X_OK) != 0 || ::access("/usr/bin/qemu-io", X_OK) != 0) {
+      GTEST_SKIP() << "qemu-img / qemu-io not installed (qemu-utils)";
+    }
+    char tmpl[] = "/tmp/kumo-img-e2e.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    if (!dir_.empty()) {
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+    }
+  }
+
+  [[nodiscard]] std::string path(const std::string& name) const { return dir_ + "/" + name; }
+
+  static ProcessResult img(std::vector<std::string> args) {
+    args.insert(args.begin(), {kKumo, "img"});
+    return run_process(args, 60000);
+  }
+  static ProcessResult qemu_img(std::vector<std::string> args) {
+    args.insert(args.begin(), "/usr/bin/qemu-img");
+    return run_process(args, 60000);
+  }
+  // Runs one qemu-io command (e.g. "write -P 0x11 0 64k") on a qcow2 image.
+  static void qemu_io(const std::string& image, const std::string& command) {
+    auto r = run_process({"/usr/bin/qemu-io", "-f", "qcow2", "-c", command, image}, 60000);
+    ASSERT_EQ(r.exit_status, 0) << command << ": " << r.out << r.err;
+  }
+  // Asserts a clean `qemu-img check`: no corruption, no leaks.
+  static void expect_qemu_check_clean(const std::string& image) {
+    auto r = qemu_img({"check", image});
+    EXPECT_EQ(r.exit_status, 0) << image << ":\n" << r.out << r.err;
+  }
+  // Guest-visible contents compared by qemu-img (0: identical).
+  static int qemu_compare(const std::string& a, const std::string& b) {
+    return qemu_img({"compare", a, b}).exit_status;
+  }
+  static void expect_misuse(const ProcessResult& r, const std::string& needle) {
+    EXPECT_EQ(r.exit_status, 2) << r.out << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
+  }
+  static nlohmann::json json_of(const ProcessResult& r) {
+    EXPECT_EQ(r.exit_status, 0) << r.err;
+    return nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  }
+
+  std::string dir_;
+};
+
+TEST_F(KumoImg, EveryVerbHasHelp) {
+  for (const char* verb : {"create", "info", "check", "snapshot", "convert", "commit", "rebase",
+                           "resize", "map", "compare", "bench"}) {
+    auto r = img({verb, "--help"});
+    EXPECT_EQ(r.exit_status, 0) << verb << ": " << r.err;
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << verb;
+  }
+}
+
+TEST_F(KumoImg, CreatedQcow2PassesQemuCheckAndInfoReportsIt) {
+  const std::string base = path("base.qcow2");
+  ASSERT_EQ(img({"create", "-f", "qcow2", base, "64M"}).exit_status, 0);
+  expect_qemu_check_clean(base);
+  auto info = json_of(img({"info", "--output", "json", base}));
+  EXPECT_EQ(info.value("format", ""), "qcow2");
+  EXPECT_EQ(info.value("virtual-size", 0ULL), 64ULL << 20);
+  auto oracle = json_of(qemu_img({"info", "--output=json", base}));
+  EXPECT_EQ(oracle.value("virtual-size", 0ULL), 64ULL << 20);
+  EXPECT_EQ(oracle.value("cluster-size", 0ULL), info.value("cluster-size", 1ULL));
+}
+
+TEST_F(KumoImg, OverlayReadsThroughItsBackingChainAndInfoListsTheChain) {
+  const std::string base = path("base.qcow2");
+  const std::string top = path("top.qcow2");
+  ASSERT_EQ(img({"create", "-f", "qcow2", base, "16M"}).exit_status, 0);
+  qemu_io(base, "write -P 0x11 0 1M");
+  ASSERT_EQ(img({"create", "-f", "qcow2", "-b", base, "-F", "qcow2", top}).exit_status, 0);
+  qemu_io(top, "write -P 0x22 512k 64k");
+  expect_qemu_check_clean(top);
+
+  auto chain = json_of(img({"info", "--output", "json", "--backing-chain", top}));
+  ASSERT_TRUE(chain.is_array()) << chain.dump();
+  ASSERT_EQ(chain.size(), 2U);
+  EXPECT_NE(chain[0].value("backing-filename", "").find("base.qcow2"), std::string::npos);
+
+  // The overlay reads as the base with the overlay's write on top.
+  const std::string raw = path("flat.raw");
+  ASSERT_EQ(img({"convert", "-O", "raw", top, raw}).exit_status, 0);
+  EXPECT_EQ(qemu_compare(top, raw), 0);
+  EXPECT_EQ(img({"compare", top, raw}).exit_status, 0);
+}
+
+TEST_F(KumoImg, CompareTellsIdenticalFromDifferent) {
+  const std::string a = path("a.qcow2");
+  const std::string b = path("b.qcow2");
+  ASSERT_EQ(img({"create", "-f", "qcow2", a, "4M"}).exit_status, 0);
+  ASSERT_EQ(img({"create", "-f", "qcow2", b, "4M"}).exit_status, 0);
+  EXPECT_EQ(img({"compare", a, b}).exit_status, 0);
+  qemu_io(b, "write -P 0x01 3M 512");
+  auto r = img({"compare", a, b});
+  EXPECT_EQ(r.exit_status, 1) << r.out << r.err;
+  EXPECT_EQ(qemu_compare(a, b), 1);
+}
+
+TEST_F(KumoImg, CompressedConvertReadsIdenticallyAndPassesCheck) {
+  const std::string src = path("src.qcow2");
+  const std::string out = path("out.qcow2");
+  ASSERT_EQ(img({"create", "-f", "qcow2", src, "8M"}).exit_status, 0);
+  qemu_io(src, "write -P 0x33 0 2M");
+  qemu_io(src, "write -P 0x44 5M 100k");
+  ASSERT_EQ(img({"convert", "-c", "-O", "qcow2", src, out}).exit_status, 0);
+  expect_qemu_check_clean(out);
+  EXPECT_EQ(qemu_compare(src, out), 0);
+  // Repetitive data compresses: the copy is much smaller than the data written.
+  EXPECT_LT(fs::file_size(out), 1U << 20);
+}
+
+TEST_F(KumoImg, CommitMovesTheOverlaysDataIntoItsBacking) {
+  const std::string base = path("base.qcow2");
+  const std::string top = path("top.qcow2");
+  ASSERT_EQ(img({"create", "-f", "qcow2", base, "8M"}).exit_status, 0);
+  qemu_io(base, "write -P 0x11 0 8M");
+  ASSERT_EQ(img({"create", "-f", "qcow2", "-b", base, "-F", "qcow2", top}).exit_status, 0);
+  qemu_io(top, "write -P 0x22 1M 1M");
+  qemu_io(top, "write -z 6M 64k");
+  const std::string expected = path("expected.raw");
+  ASSERT_EQ(qemu_img({"convert", "-O", "raw", top, expected}).exit_status, 0);
+
+  auto r = img({"commit", top});
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  expect_qemu_check_clean(base);
+  expect_qemu_check_clean(top);
+  EXPECT_EQ(qemu_compare(base, expected), 0);
+  EXPECT_EQ(qemu_compare(top, expected), 0);
+}
+
+TEST_F(KumoImg, SnapshotsAreListedAppliedAndDeletedAsQemuSeesThem) {
+  const std::string image = path("snap.qcow2");
+  ASSERT_EQ(img({"create", "-f", "qcow2", image, "4M"}).exit_status, 0);
+  qemu_io(image, "write -P 0x55 0 256k");
+  const std::string before = path("before.raw");
+  ASSERT_EQ(qemu_img({"convert", "-O", "raw", image, before}).exit_status, 0);
+
+  ASSERT_EQ(img({"snapshot", "-c", "first", image}).exit_status, 0);
+  qemu_io(image, "write -P 0x66 0 512k");
+  EXPECT_NE(qemu_compare(image, before), 0);
+  auto list = img({"snapshot", "-l", image});
+  EXPECT_NE(list.out.find("first"), std::string::npos) << list.out;
+  EXPECT_NE(qemu_img({"snapshot", "-l", image}).out.find("first"), std::string::npos);
+
+  ASSERT_EQ(img({"snapshot", "-a", "first", image}).exit_status, 0);
+  EXPECT_EQ(qemu_compare(image, before), 0);
+  ASSERT_EQ(img({"snapshot", "-d", "first", image}).exit_status, 0);
+  EXPECT_EQ(qemu_img({"snapshot", "-l", image}).out.find("first"), std::string::npos);
+  expect_qemu_check_clean(image);
+  expect_misuse(img({"snapshot", "-a", "no-such-snapshot", image}), "no-such-snapshot");
+}
+
+TEST_F(KumoImg, ResizeGrowsAndShrinksOnlyWhenAsked) {
+  const std::string image = path("resize.qcow2");
+  ASSERT_EQ(img({"create", "-f", "qcow2", image, "4M"}).exit_status, 0);
+  qemu_io(image, "write -P 0x77 3M 64k");
+  ASSERT_EQ(img({"resize", image, "+60M"}).exit_status, 0);
+  EXPECT_EQ(json_of(qemu_img({"info", "--output=json", image})).value("virtual-size", 0ULL),
+            64ULL << 20);
+  expect_qemu_check_clean(image);
+  EXPECT_NE(img({"resize", image, "2M"}).exit_status, 0);  // shrinking needs --shrink
+  ASSERT_EQ(img({"resize", "--shrink", image, "2M"}).exit_status, 0);
+  EXPECT_EQ(json_of(qemu_img({"info", "--output=json", image})).value("virtual-size", 0ULL),
+            2ULL << 20);
+  expect_qemu_check_clean(image);
+}
+
+TEST_F(KumoImg, SafeRebaseKeepsWhatTheGuestSees) {
+  const std::string old_base = path("old.qcow2");
+  const std::string new_base = path("new.qcow2");
+  const std::string top = path("top.qcow2");
+  ASSERT_EQ(img({"create", "-f", "qcow2", old_base, "4M"}).exit_status, 0);
+  qemu_io(old_base, "write -P 0x01 0 4M");
+  ASSERT_EQ(img({"create", "-f", "qcow2", new_base, "4M"}).exit_status, 0);
+  qemu_io(new_base, "write -P 0x02 0 2M");
+  ASSERT_EQ(img({"create", "-f", "qcow2", "-b", old_base, "-F", "qcow2", top}).exit_status, 0);
+  qemu_io(top, "write -P 0x03 1M 64k");
+  const std::string expected = path("expected.raw");
+  ASSERT_EQ(qemu_img({"convert", "-O", "raw", top, expected}).exit_status, 0);
+
+  auto r = img({"rebase", "-b", new_base, "-F", "qcow2", top});
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  expect_qemu_check_clean(top);
+  EXPECT_EQ(qemu_compare(top, expected), 0);
+  auto info = json_of(qemu_img({"info", "--output=json", top}));
+  EXPECT_NE(info.value("backing-filename", "").find("new.qcow2"), std::string::npos);
+}
+
+TEST_F(KumoImg, MapShowsWrittenRangesAsData) {
+  const std::string image = path("map.qcow2");
+  ASSERT_EQ(img({"create", "-f", "qcow2", image, "4M"}).exit_status, 0);
+  qemu_io(image, "write -P 0x01 1M 128k");
+  auto map = json_of(img({"map", "--output", "json", image}));
+  ASSERT_TRUE(map.is_array()) << map.dump();
+  uint64_t data_bytes = 0;
+  for (const auto& e : map) {
+    if (e.value("data", false)) {
+      EXPECT_EQ(e.value("start", 0ULL), 1ULL << 20) << e.dump();
+      data_bytes += e.value("length", 0ULL);
+    }
+  }
+  EXPECT_EQ(data_bytes, 128ULL << 10);
+}
+
+TEST_F(KumoImg, CheckRepairsNothingOnACleanImageAndRefusesRaw) {
+  const std::string image = path("check.qcow2");
+  ASSERT_EQ(img({"create", "-f", "qcow2", image, "4M"}).exit_status, 0);
+  qemu_io(image, "write -P 0x01 0 1M");
+  EXPECT_EQ(img({"check", image}).exit_status, 0);
+  EXPECT_EQ(img({"check", "-r", "all", image}).exit_status, 0);
+  const std::string raw = path("plain.raw");
+  ASSERT_EQ(img({"create", "-f", "raw", raw, "1M"}).exit_status, 0);
+  EXPECT_EQ(img({"check", "-f", "raw", raw}).exit_status, 63);
+}
+
+TEST_F(KumoImg, BenchRunsRandomWritesWithoutErrors) {
+  const std::string image = path("bench.qcow2");
+  ASSERT_EQ(img({"create", "-f", "qcow2", image, "8M"}).exit_status, 0);
+  auto r = img({"bench", "-w", "--pattern", "rand", "-c", "2000", "-d", "8", image});
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_NE(r.out.find("requests=2000"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("errors=0"), std::string::npos) << r.out;
+  expect_qemu_check_clean(image);
+  expect_misuse(img({"bench", "--pattern", "rand", "-o", "3K", image}), "offset");
+}
+
+TEST_F(KumoImg, MisuseExitsTwoNamingTheProblem) {
+  expect_misuse(img({"frobnicate"}), "frobnicate");
+  expect_misuse(img({"info", path("missing.qcow2")}), "missing.qcow2");
+  expect_misuse(img({"create", "-f", "qcow2", path("x.qcow2"), "12Q"}), "12Q");
+  expect_misuse(img({"create", "-f", "vmdk", path("x.vmdk"), "1M"}), "vmdk");
+  expect_misuse(img({"convert", "-O", "qcow2", path("missing.raw"), path("out.qcow2")}),
+                "missing.raw");
+  // A directory is not an image.
+  expect_misuse(img({"info", dir_}), dir_);
+  // A file that is no qcow2 opened as qcow2.
+  const std::string junk = path("junk.bin");
+  ASSERT_EQ(img({"create", "-f", "raw", junk, "64K"}).exit_status, 0);
+  expect_misuse(img({"info", "-f", "qcow2", junk}), "junk.bin");
+}
+
+}  // namespace
+}  // namespace kumo::test
