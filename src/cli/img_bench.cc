@@ -48,7 +48,7 @@ int bench_main(int argc, char** argv) {
   app.add_option("-i", engine, "I/O engine: io_uring or sync (threads)")
       ->check(CLI::IsMember({"io_uring", "sync", "threads"}));
   app.add_flag("-n", nocache, "cache=none (O_DIRECT)");
-  app.add_option("-o", offset_text, "starting offset (--pattern rand: the lowest offset)");
+  app.add_option("-o", offset_text, "lowest offset: sequential requests start there and wrap back to it");
   app.add_option("-s", size_text, "request size (default 4K)");
   app.add_option("-S", step_text, "step between sequential requests (default: SIZE)");
   app.add_option("--pattern", pattern, "seq (default, like qemu-img) or rand")
@@ -100,13 +100,17 @@ int bench_main(int argc, char** argv) {
   if (*req_size > size) {
     return fail("bench", Error{ErrorKind::kInvalidInput, 0, "request size exceeds the image"});
   }
-  if (pattern == "rand" && (*start % *req_size != 0 || *start > size - *req_size)) {
+  if (*start > size - *req_size) {
+    return fail("bench", Error{ErrorKind::kInvalidInput, 0,
+                               "the offset leaves no room for one request before the end"});
+  }
+  if (pattern == "rand" && *start % *req_size != 0) {
     return fail("bench", Error{ErrorKind::kInvalidInput, 0,
                                "with --pattern rand the offset must be a multiple of the request "
-                               "size and leave room for one request"});
+                               "size"});
   }
-  // Random offsets are request-aligned in [start, size).
-  const uint64_t span = pattern == "rand" ? size - *start - *req_size + 1 : 0;
+  // Requests stay in [start, size): random ones request-aligned, sequential ones wrap to start.
+  const uint64_t span = size - *start - *req_size + 1;
   void* mem = nullptr;
   if (::posix_memalign(&mem, 4096, depth * *req_size) != 0) {
     return fail("bench", Error{ErrorKind::kHost, ENOMEM, "buffers"});
@@ -118,16 +122,16 @@ int bench_main(int argc, char** argv) {
     iov[i] = {bufs.get() + i * *req_size, *req_size};
   }
   std::mt19937_64 rng(42);
-  uint64_t next_off = *start % size;
+  uint64_t next_off = *start;
   auto next_offset = [&]() {
     if (pattern == "rand") {
       return *start + rng() % span / *req_size * *req_size;
     }
     uint64_t off = next_off;
-    if (off + *req_size > size) {
-      off = 0;
+    if (off > size - *req_size) {
+      off = *start;
     }
-    next_off = (off + step) % size;
+    next_off = off + step;
     return off;
   };
   if (!quiet) {

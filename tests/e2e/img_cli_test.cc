@@ -253,6 +253,20 @@ TEST_F(KumoImg, BenchRunsRandomWritesWithoutErrors) {
   EXPECT_NE(r.out.find("errors=0"), std::string::npos) << r.out;
   expect_qemu_check_clean(image);
   expect_misuse(img({"bench", "--pattern", "rand", "-o", "3K", image}), "offset");
+  expect_misuse(img({"bench", "-o", "8M", image}), "offset");
+}
+
+TEST_F(KumoImg, BenchRequestsStayAtOrAboveTheStartingOffset) {
+  // 200 sequential 64 KiB writes from 1 MiB in a 2 MiB image wrap around to 1 MiB, not to 0.
+  const std::string image = path("offset.qcow2");
+  ASSERT_EQ(img({"create", "-f", "qcow2", image, "2M"}).exit_status, 0);
+  for (const char* pattern : {"seq", "rand"}) {
+    auto r = img({"bench", "-w", "-s", "64K", "-o", "1M", "-c", "200", "--pattern", pattern,
+                  image});
+    ASSERT_EQ(r.exit_status, 0) << r.err;
+  }
+  qemu_io(image, "read -P 0 0 1M");        // untouched
+  qemu_io(image, "read -P 0xa5 1M 1M");    // every cluster written by the bench
 }
 
 TEST_F(KumoImg, MisuseExitsTwoNamingTheProblem) {
