@@ -1,6 +1,7 @@
 #include "block/qcow2/qcow2_image.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -554,6 +555,41 @@ Status Qcow2Image::read_old_cluster(uint64_t gc, uint64_t word, uint64_t in_clus
   return read_backing(guest, out);
 }
 
+Result<bool> Qcow2Image::copy_from_backing(uint64_t guest, uint64_t len, uint64_t host) {
+  if (file_.direct()) {
+    return false;
+  }
+  BlockBackend* layer = backing_.get();
+  while (layer != nullptr && guest + len <= layer->size_bytes()) {
+    const BlockStatus st = KUMO_TRY(layer->block_status(guest, len));
+    if (!st.allocated) {
+      layer = layer->backing();
+      continue;
+    }
+    const int src = layer->data_fd();
+    if (!st.data || st.zero || st.compressed || !st.host_offset || st.len_bytes < len ||
+        src < 0) {
+      return false;
+    }
+    loff_t in = static_cast<loff_t>(*st.host_offset);
+    loff_t out = static_cast<loff_t>(host);
+    uint64_t left = len;
+    while (left > 0) {
+      const ssize_t n = ::copy_file_range(src, &in, file_.fd(), &out, left, 0);
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (n <= 0) {
+        return false;  // EXDEV, EOPNOTSUPP, a short source...: the caller copies it all again
+      }
+      left -= static_cast<uint64_t>(n);
+    }
+    host_end_ = std::max(host_end_, host + len);
+    return true;
+  }
+  return false;
+}
+
 Status Qcow2Image::write_in_cluster(uint64_t offset, std::span<const uint8_t> in) {
   const uint64_t cs = cluster_size();
   const uint64_t gc = offset >> header_.cluster_bits;
@@ -583,7 +619,31 @@ Status Qcow2Image::write_in_cluster(uint64_t offset, std::span<const uint8_t> in
     l2_cache_->mark_dirty(l2off);
     return {};
   }
-  // Copy-on-write into a new cluster: old content around the new bytes.
+  // Copy-on-write into a new cluster: old content around the new bytes. Backing data goes
+  // from file to file in the kernel where it can (the common first write into an overlay).
+  const uint64_t tail = in_off + in.size();
+  if (word == 0 && in.size() < cs) {
+    const uint64_t new_host = KUMO_TRY(refcounts_->allocate(1)) << header_.cluster_bits;
+    host_end_ = std::max(host_end_, new_host + cs);
+    const uint64_t guest_cluster = offset - in_off;
+    bool copied = in_off == 0 || KUMO_TRY(copy_from_backing(guest_cluster, in_off, new_host));
+    copied = copied && (tail == cs || KUMO_TRY(copy_from_backing(guest_cluster + tail, cs - tail,
+                                                                  new_host + tail)));
+    std::vector<uint8_t> buf;
+    if (!copied) {
+      buf.resize(cs);
+      KUMO_TRY(read_backing(guest_cluster, buf));
+      std::memcpy(buf.data() + in_off, in.data(), in.size());
+      KUMO_TRY(file_.pwrite_full(new_host, buf));
+    } else {
+      KUMO_TRY(file_.pwrite_full(new_host + in_off, in));
+    }
+    unsynced_ = true;
+    t = KUMO_TRY(l2_cache_->get(l2off));
+    store_be64(t + idx * 8, new_host | kOflagCopied);
+    l2_cache_->mark_dirty(l2off);
+    return {};
+  }
   std::vector<uint8_t> buf(cs);
   if (in.size() < cs) {
     KUMO_TRY(read_old_cluster(gc, word, 0, std::span(buf).first(in_off)));

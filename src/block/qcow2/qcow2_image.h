@@ -101,6 +101,7 @@ class Qcow2Image final : public BlockBackend {
   [[nodiscard]] Result<BlockStatus> block_status(uint64_t offset_bytes,
                                                  uint64_t max_len_bytes) override;
   [[nodiscard]] BlockBackend* backing() override { return backing_.get(); }
+  [[nodiscard]] int data_fd() const override { return file_.direct() ? -1 : file_.fd(); }
   [[nodiscard]] Status close() override;
 
   [[nodiscard]] const qcow2::Header& header() const { return header_; }
@@ -163,6 +164,11 @@ class Qcow2Image final : public BlockBackend {
   [[nodiscard]] Result<Extent> map_extent(uint64_t offset, uint64_t max_len);
   [[nodiscard]] Status read_extent(const Extent& e, uint64_t offset, std::span<uint8_t> out);
   [[nodiscard]] Status read_backing(uint64_t offset, std::span<uint8_t> out);
+  // Copies the backing chain's bytes [guest, guest + len) to `host` in this file inside the
+  // kernel (copy_file_range: one page-cache copy instead of a read and a write), when one
+  // layer holds them as data in one host range. False: nothing usable (zeroes, compressed,
+  // past a layer's end, O_DIRECT, a kernel that refuses); the caller copies through memory.
+  [[nodiscard]] Result<bool> copy_from_backing(uint64_t guest, uint64_t len, uint64_t host);
   [[nodiscard]] Status read_compressed(uint64_t l2_word, uint64_t in_cluster,
                                        std::span<uint8_t> out);
   [[nodiscard]] Status check_host_range(uint64_t host, uint64_t len, const char* what,

@@ -111,6 +111,66 @@ TEST(Qcow2Image, OverlayReadsBackingAndCopiesOnWrite) {
   expect_qemu_clean(base);
 }
 
+// First writes into an overlay copy the rest of the cluster from wherever the chain holds it:
+// a raw file two layers down (copied in the kernel), a middle layer's allocated, zero or
+// compressed cluster, or past the end of a shorter base (zeroes).
+TEST(Qcow2Image, CopyOnWriteTakesEachClustersBytesFromTheRightLayer) {
+  ScratchDir dir;
+  constexpr uint64_t kCluster = 65536;
+  const std::string base = dir.file("base.raw");
+  const std::string mid = dir.file("mid.qcow2");
+  const std::string top = dir.file("top.qcow2");
+  const auto base_data = pattern(6 * kCluster + 1000, 11);  // ends inside cluster 6
+  {
+    auto f = HostFile::create(base);
+    ASSERT_TRUE(f) << f.error().to_string();
+    ASSERT_TRUE(f->pwrite_full(0, base_data));
+  }
+  ASSERT_TRUE(create_qcow2(mid, {.size_bytes = 8 * kCluster, .backing_file = "base.raw",
+                                 .backing_format = "raw"}));
+  std::vector<uint8_t> expect(8 * kCluster, 0);
+  std::memcpy(expect.data(), base_data.data(), base_data.size());
+  {
+    auto m = open_rw(mid);
+    const auto mid_data = pattern(kCluster, 12);
+    ASSERT_TRUE(m->write(2 * kCluster, mid_data));  // cluster 2: the middle layer's data
+    std::memcpy(expect.data() + 2 * kCluster, mid_data.data(), kCluster);
+    ASSERT_TRUE(m->write_zeroes(3 * kCluster, kCluster));  // cluster 3: a zero cluster
+    std::memset(expect.data() + 3 * kCluster, 0, kCluster);
+    std::vector<uint8_t> repetitive(kCluster);
+    for (size_t i = 0; i < repetitive.size(); ++i) {
+      repetitive[i] = static_cast<uint8_t>(i / 100);
+    }
+    ASSERT_TRUE(m->write_compressed(5 * kCluster, repetitive));  // cluster 5: compressed
+    std::memcpy(expect.data() + 5 * kCluster, repetitive.data(), kCluster);
+    ASSERT_TRUE(m->close());
+  }
+  ASSERT_TRUE(create_qcow2(top, {.size_bytes = 8 * kCluster, .backing_file = "mid.qcow2",
+                                 .backing_format = "qcow2"}));
+  auto t = open_rw(top);
+  // Head only, tail only, the middle, a whole cluster, across the base's end, past it.
+  const std::pair<uint64_t, size_t> writes[] = {
+      {0, 100}, {kCluster + kCluster - 100, 100}, {2 * kCluster + 5000, 3000},
+      {3 * kCluster + 1, 10}, {4 * kCluster, kCluster}, {5 * kCluster + 9, 9},
+      {6 * kCluster + 500, 1000},
+      {7 * kCluster + 4096, 4096}};
+  uint32_t seed = 20;
+  for (const auto& [off, len] : writes) {
+    const auto w = pattern(len, seed++);
+    ASSERT_TRUE(t->write(off, w));
+    std::memcpy(expect.data() + off, w.data(), len);
+  }
+  std::vector<uint8_t> out(expect.size());
+  ASSERT_TRUE(t->read(0, out));
+  for (uint64_t c = 0; c < 8; ++c) {
+    EXPECT_TRUE(std::equal(out.begin() + c * kCluster, out.begin() + (c + 1) * kCluster,
+                           expect.begin() + c * kCluster))
+        << "cluster " << c;
+  }
+  ASSERT_TRUE(t->close());
+  expect_qemu_clean(top);
+}
+
 TEST(Qcow2Image, SnapshotCreateApplyDeleteKeepsDataAndRefcounts) {
   ScratchDir dir;
   const std::string p = dir.file("s.qcow2");
