@@ -135,6 +135,13 @@ Result<GuestRegion> map_region(const RegionSpec& spec, Backend backend) {
     (void)::madvise(host, spec.size_bytes, MADV_HUGEPAGE);
   }
   if (backend == Backend::kAnonymous) {
+    // Private memory would turn copy-on-write in both processes if kumo ever forked; a child
+    // has no use for guest RAM (QEMU does the same).
+    if (::madvise(host, spec.size_bytes, MADV_DONTFORK) != 0) {
+      const int saved = errno;
+      ::munmap(host, spec.size_bytes);
+      return host_error_errno(saved, "MADV_DONTFORK on guest RAM");
+    }
     (void)::prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, host, spec.size_bytes, kRamName);
   }
   return GuestRegion(spec.start, spec.size_bytes, backend, std::move(fd), host);

@@ -149,6 +149,12 @@ TEST(GuestMemory, AtomicLoadNeverTearsAValueTheGuestIsChanging) {
   guest.join();
 }
 
+TEST(GuestMemory, AnonymousRamIsNotInheritedByAChildProcess) {
+  GuestMemory mem = two_regions();
+  const std::string flags = vm_flags_of(mem.regions()[0].host_base());
+  EXPECT_NE(flags.find(" dc "), std::string::npos) << flags;  // MADV_DONTFORK
+}
+
 TEST(GuestMemory, RegionStartsOnHugePageBoundaryWhateverItsSize) {
   GuestMemory mem = GuestMemory::create({{GuestAddress(0), 0x3000},
                                          {GuestAddress(0x200000), 3 * kHugePageBytes},
