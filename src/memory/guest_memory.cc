@@ -48,18 +48,6 @@ std::optional<uint64_t> read_sysfs_count(const std::string& path) {
   return value;
 }
 
-// 2 MiB pages of the host's hugetlb pool that are neither in use nor promised to a mapping;
-// nullopt where sysfs does not say.
-std::optional<uint64_t> unreserved_huge_pages() {
-  const std::string dir = "/sys/kernel/mm/hugepages/hugepages-2048kB/";
-  const auto free = read_sysfs_count(dir + "free_hugepages");
-  const auto reserved = read_sysfs_count(dir + "resv_hugepages");
-  if (!free || !reserved) {
-    return std::nullopt;
-  }
-  return *free > *reserved ? *free - *reserved : 0;
-}
-
 tl::unexpected<Error> hugetlb_pool_too_small(uint64_t needed_pages) {
   const auto available = unreserved_huge_pages();
   const std::string has = available ? fmt::format("{} are free", *available) : "too few are free";
@@ -148,6 +136,16 @@ Result<GuestRegion> map_region(const RegionSpec& spec, Backend backend) {
 }
 
 }  // namespace
+
+std::optional<uint64_t> unreserved_huge_pages() {
+  const std::string dir = "/sys/kernel/mm/hugepages/hugepages-2048kB/";
+  const auto free = read_sysfs_count(dir + "free_hugepages");
+  const auto reserved = read_sysfs_count(dir + "resv_hugepages");
+  if (!free || !reserved) {
+    return std::nullopt;
+  }
+  return *free > *reserved ? *free - *reserved : 0;
+}
 
 GuestRegion::GuestRegion(GuestAddress start, uint64_t size_bytes, Backend backend, UniqueFd memfd,
                          uint8_t* host)

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -27,6 +28,10 @@ namespace kumo::memory {
 // so a 2 MiB guest frame is a 2 MiB host page whenever the host backs it with one (THP,
 // hugetlb) and KVM can map it with one large page-table entry.
 inline constexpr uint64_t kHugePageBytes = 2ull << 20;
+
+// 2 MiB pages of the host's hugetlb pool that are neither in use nor promised to a mapping;
+// nullopt where sysfs does not say.
+[[nodiscard]] std::optional<uint64_t> unreserved_huge_pages();
 
 // What backs guest RAM on the host (`kumo run --memory-backend`).
 enum class Backend {

@@ -51,14 +51,7 @@ std::string vm_flags_of(const uint8_t* host) {
   return "";
 }
 
-uint64_t unreserved_huge_pages() {
-  const std::string dir = "/sys/kernel/mm/hugepages/hugepages-2048kB/";
-  uint64_t free = 0;
-  uint64_t reserved = 0;
-  std::ifstream(dir + "free_hugepages") >> free;
-  std::ifstream(dir + "resv_hugepages") >> reserved;
-  return free > reserved ? free - reserved : 0;
-}
+uint64_t free_huge_pages() { return unreserved_huge_pages().value_or(0); }
 
 TEST(GuestMemory, WriteThenReadRoundTrips) {
   GuestMemory mem = two_regions();
@@ -174,7 +167,7 @@ TEST(GuestMemory, HugetlbNeedsWholeHugePages) {
 }
 
 TEST(GuestMemory, HugetlbBeyondThePoolIsInvalidInput) {
-  const uint64_t available = unreserved_huge_pages();
+  const uint64_t available = free_huge_pages();
   if (available > 4096) GTEST_SKIP() << available << " free huge pages: too many to exhaust";
   const uint64_t bytes = (available + 1) * kHugePageBytes;
   auto r = GuestMemory::create({{GuestAddress(0), bytes}}, Backend::kHugetlb);
@@ -213,7 +206,7 @@ TEST(GuestRegion, MovedFromRegionOwnsNothing) {
 class EveryBackend : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    if (GetParam() == Backend::kHugetlb && unreserved_huge_pages() < 2) {
+    if (GetParam() == Backend::kHugetlb && free_huge_pages() < 2) {
       GTEST_SKIP() << "fewer than 2 free 2 MiB hugetlb pages (sysctl vm.nr_hugepages)";
     }
     mem_.emplace(GuestMemory::create({{GuestAddress(0), kHugePageBytes},

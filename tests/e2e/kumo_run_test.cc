@@ -12,6 +12,7 @@
 #include <fstream>
 #include <thread>
 
+#include "memory/guest_memory.h"
 #include "process.h"
 #include "tiny_elf.h"
 
@@ -24,14 +25,7 @@ const std::string kTestGuest = KUMO_TEST_GUEST;
 bool have_kvm() { return ::access("/dev/kvm", R_OK | W_OK) == 0; }
 
 // 2 MiB pages of the host's hugetlb pool that are free and not promised to a mapping.
-uint64_t unreserved_huge_pages() {
-  const std::string dir = "/sys/kernel/mm/hugepages/hugepages-2048kB/";
-  uint64_t free = 0;
-  uint64_t reserved = 0;
-  std::ifstream(dir + "free_hugepages") >> free;
-  std::ifstream(dir + "resv_hugepages") >> reserved;
-  return free > reserved ? free - reserved : 0;
-}
+uint64_t unreserved_huge_pages() { return memory::unreserved_huge_pages().value_or(0); }
 
 class KumoRun : public ::testing::Test {
  protected:
