@@ -79,8 +79,13 @@ Status IoUringEngine::submit(const EngineRequest& r) {
 }
 
 void IoUringEngine::post(uint64_t cookie, int64_t result) {
+  // While done_ holds completions the fd is already readable (reap() signals again when it
+  // leaves some behind), so only the first one needs the system call.
+  const bool first = done_.empty();
   done_.push_back(IoCompletion{cookie, result});
-  signal();
+  if (first) {
+    signal();
+  }
 }
 
 void IoUringEngine::signal() {
