@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <tuple>
 #include <vector>
 
 #include "block/qcow2/format.h"
@@ -43,6 +44,7 @@ uint64_t Qcow2Image::new_parent(uint64_t user_cookie) {
   p.remaining = 1;
   p.error = 0;
   p.done_bytes = 0;
+  p.cow_guest = kNoCow;
   return idx;
 }
 
@@ -58,7 +60,10 @@ bool Qcow2Image::complete_parent_part(uint64_t index, int64_t result, IoCompleti
   if (--p.remaining != 0) {
     return false;
   }
-  *out = IoCompletion{p.user_cookie, p.error != 0 ? p.error : p.done_bytes};
+  const int64_t done = p.cow_guest != kNoCow ? finish_cow(p)
+                       : p.error != 0         ? p.error
+                                              : p.done_bytes;
+  *out = IoCompletion{p.user_cookie, done};
   free_parents_.push_back(index);
   return true;
 }
@@ -209,6 +214,130 @@ Qcow2Image::Split Qcow2Image::submit_pieces(const IoRequest& r, uint64_t len, ui
   return Split::kSubmitted;
 }
 
+Qcow2Image::Split Qcow2Image::submit_cow(const IoRequest& r, uint64_t len, uint64_t idx) {
+  const uint64_t cs = cluster_size();
+  const uint64_t in_off = r.offset_bytes & (cs - 1);
+  const uint64_t tail = in_off + len;
+  const uint64_t gc = r.offset_bytes >> header_.cluster_bits;
+  const uint64_t l1i = gc >> l2_bits_;
+  if (!backing_ || read_only_ || header_.extended_l2() || len == 0 || tail > cs || len == cs ||
+      l1i >= l1_.size() || (l1_[l1i] & kOflagCopied) == 0 || cow_clusters_.contains(gc)) {
+    return Split::kSlow;
+  }
+  const uint64_t l2off = l1_[l1i] & kL1OffsetMask;
+  auto table = l2_cache_->get(l2off);  // the COPIED flag above implies an L2 table
+  if (!table || load_be64(*table + (gc & ((uint64_t{1} << l2_bits_) - 1)) * 8) != 0) {
+    return Split::kSlow;  // allocated, zero, compressed: the general path knows what to keep
+  }
+  const uint64_t guest_cluster = r.offset_bytes - in_off;
+  std::optional<HostBytes> head;
+  std::optional<HostBytes> rest;
+  if (in_off > 0) {
+    auto h = backing_bytes(guest_cluster, in_off);
+    if (!h || !*h) {
+      return Split::kSlow;
+    }
+    head = **h;
+  }
+  if (tail < cs) {
+    auto t = backing_bytes(guest_cluster + tail, cs - tail);
+    if (!t || !*t) {
+      return Split::kSlow;
+    }
+    rest = **t;
+  }
+  const size_t parts = 1 + (head ? 1 : 0) + (rest ? 1 : 0);
+  if (engine_->in_flight() + parts > engine_->capacity()) {
+    return Split::kQueueFull;
+  }
+  if (!mark_dirty_for_lazy_refcounts()) {
+    return Split::kSlow;
+  }
+  auto cluster = refcounts_->allocate(1);
+  if (!cluster) {
+    return Split::kSlow;  // the slow path reports the failure
+  }
+  const uint64_t new_host = *cluster << header_.cluster_bits;
+  host_end_ = std::max(host_end_, new_host + cs);
+  unsynced_ = true;
+  cow_clusters_.insert(gc);
+  Parent& p = parents_[idx];
+  p.cow_guest = r.offset_bytes;
+  p.cow_host = new_host;
+  p.iov.assign(r.iov.begin(), r.iov.end());
+  p.remaining += static_cast<uint32_t>(parts);
+  auto submit_part = [&](const EngineRequest& er) {
+    if (!engine_->submit(er)) {
+      IoCompletion unused;
+      (void)complete_parent_part(idx, -EIO, &unused);  // finish_cow redoes it through memory
+    }
+  };
+  submit_part(EngineRequest{IoOp::kWrite, new_host + in_off, p.iov.data(),
+                            static_cast<int>(p.iov.size()), 0, idx});
+  for (const auto& [src, at, n] : {std::tuple{head, uint64_t{0}, in_off},
+                                   std::tuple{rest, tail, cs - tail}}) {
+    if (src) {
+      EngineRequest copy{IoOp::kWrite, new_host + at, nullptr, 0, n, idx};
+      copy.copy_from_fd = src->fd;
+      copy.copy_from_offset = src->offset;
+      submit_part(copy);
+    }
+  }
+  finish_submitter_part(idx);
+  return Split::kSubmitted;
+}
+
+int64_t Qcow2Image::finish_cow(Parent& p) {
+  const uint64_t cs = cluster_size();
+  const uint64_t in_off = p.cow_guest & (cs - 1);
+  const uint64_t gc = p.cow_guest >> header_.cluster_bits;
+  const uint64_t len = iov_length(p.iov);
+  cow_clusters_.erase(gc);
+  p.cow_guest = kNoCow;
+  if (p.error != 0) {
+    const int64_t e = -p.error;
+    if (e == EXDEV || e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
+      copy_refused_ = true;
+    }
+    std::vector<uint8_t> buf(cs);
+    if (!read_backing(gc << header_.cluster_bits, buf)) {
+      return p.error;
+    }
+    gather_iovecs(p.iov, std::span(buf).subspan(in_off, len));
+    if (!file_.pwrite_full(p.cow_host, buf)) {
+      return p.error;
+    }
+  }
+  const uint64_t l2off = l1_[gc >> l2_bits_] & kL1OffsetMask;
+  auto table = l2_cache_->get(l2off);
+  if (!table) {
+    return -EIO;  // the new cluster leaks; the old content stays visible
+  }
+  store_be64(*table + (gc & ((uint64_t{1} << l2_bits_) - 1)) * 8, p.cow_host | kOflagCopied);
+  l2_cache_->mark_dirty(l2off);
+  return static_cast<int64_t>(len);
+}
+
+void Qcow2Image::settle_engine() {
+  engine_->drain();
+  IoCompletion got[64];
+  for (;;) {
+    const size_t n = engine_->reap(got);
+    for (size_t i = 0; i < n; ++i) {
+      IoCompletion c;
+      if (complete_parent_part(got[i].cookie, got[i].result, &c)) {
+        ready_.push_back(c);
+      }
+    }
+    if (n < std::size(got)) {
+      break;
+    }
+  }
+  if (!ready_.empty()) {
+    engine_->signal();
+  }
+}
+
 Status Qcow2Image::submit(const IoRequest& r) {
   KUMO_TRY(ensure_engine());
   const bool data = r.op == IoOp::kRead || r.op == IoOp::kWrite;
@@ -251,6 +380,17 @@ Status Qcow2Image::submit(const IoRequest& r) {
       }
       return {};
     }
+    if (r.op == IoOp::kWrite) {
+      switch (submit_cow(r, len, idx)) {
+        case Split::kSubmitted:
+          return {};
+        case Split::kQueueFull:
+          free_parents_.push_back(idx);
+          return host_error_errno(EAGAIN, "'{}': request queue full", file_.path());
+        case Split::kSlow:
+          break;
+      }
+    }
   }
   switch (submit_pieces(r, len, idx)) {
     case Split::kSubmitted:
@@ -265,8 +405,8 @@ Status Qcow2Image::submit(const IoRequest& r) {
 }
 
 Status Qcow2Image::submit_slow(const IoRequest& r, uint64_t idx) {
-  // Metadata changes: drain, so that no request in flight races a reallocation.
-  engine_->drain();
+  // Metadata changes: settle, so that no request in flight races a reallocation.
+  settle_engine();
   engine_->post(idx, execute_slow(r));
   return {};
 }

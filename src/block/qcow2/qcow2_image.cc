@@ -11,6 +11,7 @@
 #include "block/qcow2/compress.h"
 #include "block/qcow2/format.h"
 #include "block/raw_file.h"
+#include "block/thread_pool_engine.h"
 
 namespace kumo::block {
 
@@ -555,9 +556,10 @@ Status Qcow2Image::read_old_cluster(uint64_t gc, uint64_t word, uint64_t in_clus
   return read_backing(guest, out);
 }
 
-Result<bool> Qcow2Image::copy_from_backing(uint64_t guest, uint64_t len, uint64_t host) {
-  if (file_.direct()) {
-    return false;
+Result<std::optional<Qcow2Image::HostBytes>> Qcow2Image::backing_bytes(uint64_t guest,
+                                                                        uint64_t len) {
+  if (file_.direct() || copy_refused_) {
+    return std::nullopt;
   }
   BlockBackend* layer = backing_.get();
   while (layer != nullptr && guest + len <= layer->size_bytes()) {
@@ -566,28 +568,31 @@ Result<bool> Qcow2Image::copy_from_backing(uint64_t guest, uint64_t len, uint64_
       layer = layer->backing();
       continue;
     }
-    const int src = layer->data_fd();
-    if (!st.data || st.zero || st.compressed || !st.host_offset || st.len_bytes < len ||
-        src < 0) {
-      return false;
+    const int fd = layer->data_fd();
+    if (!st.data || st.zero || st.compressed || !st.host_offset || st.len_bytes < len || fd < 0) {
+      return std::nullopt;
     }
-    loff_t in = static_cast<loff_t>(*st.host_offset);
-    loff_t out = static_cast<loff_t>(host);
-    uint64_t left = len;
-    while (left > 0) {
-      const ssize_t n = ::copy_file_range(src, &in, file_.fd(), &out, left, 0);
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
-      if (n <= 0) {
-        return false;  // EXDEV, EOPNOTSUPP, a short source...: the caller copies it all again
-      }
-      left -= static_cast<uint64_t>(n);
-    }
-    host_end_ = std::max(host_end_, host + len);
-    return true;
+    return HostBytes{fd, *st.host_offset};
   }
-  return false;
+  return std::nullopt;
+}
+
+Result<bool> Qcow2Image::copy_from_backing(uint64_t guest, uint64_t len, uint64_t host) {
+  const std::optional<HostBytes> src = KUMO_TRY(backing_bytes(guest, len));
+  if (!src) {
+    return false;
+  }
+  EngineRequest copy;
+  copy.op = IoOp::kWrite;
+  copy.offset_bytes = host;
+  copy.len_bytes = len;
+  copy.copy_from_fd = src->fd;
+  copy.copy_from_offset = src->offset;
+  if (execute_sync(file_.fd(), copy) < 0) {
+    copy_refused_ = true;  // EXDEV, EOPNOTSUPP...: the caller copies through memory, now on
+    return false;
+  }
+  return true;
 }
 
 Status Qcow2Image::write_in_cluster(uint64_t offset, std::span<const uint8_t> in) {
@@ -880,7 +885,7 @@ Status Qcow2Image::close() {
     return {};
   }
   if (engine_) {
-    engine_->drain();
+    settle_engine();  // copy-on-writes still in flight get their L2 entries
   }
   Status st = flush();
   if (st && dirty_set_by_us_) {

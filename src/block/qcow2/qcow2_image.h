@@ -26,7 +26,9 @@
 
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "block/block_backend.h"
@@ -150,8 +152,13 @@ class Qcow2Image final : public BlockBackend {
     uint32_t remaining = 0;   // engine requests not yet completed, +1 while being submitted
     int64_t error = 0;        // the first failure
     int64_t done_bytes = 0;   // bytes transferred so far (pieces read as zeros included)
-    std::vector<iovec> iov;   // a split request's pieces; capacity kept across reuse
+    std::vector<iovec> iov;   // a split request's pieces (a COW: the caller's iovecs)
+    // A copy-on-write in flight (submit_cow): the new cluster whose L2 entry is set once
+    // every part has landed.
+    uint64_t cow_guest = kNoCow;  // guest offset of the request
+    uint64_t cow_host = 0;        // the newly allocated cluster
   };
+  static constexpr uint64_t kNoCow = ~uint64_t{0};
   enum class Split { kSubmitted, kQueueFull, kSlow };
 
   Qcow2Image(HostFile file, qcow2::Header header, OpenOptions options);
@@ -164,10 +171,17 @@ class Qcow2Image final : public BlockBackend {
   [[nodiscard]] Result<Extent> map_extent(uint64_t offset, uint64_t max_len);
   [[nodiscard]] Status read_extent(const Extent& e, uint64_t offset, std::span<uint8_t> out);
   [[nodiscard]] Status read_backing(uint64_t offset, std::span<uint8_t> out);
-  // Copies the backing chain's bytes [guest, guest + len) to `host` in this file inside the
-  // kernel (copy_file_range: one page-cache copy instead of a read and a write), when one
-  // layer holds them as data in one host range. False: nothing usable (zeroes, compressed,
-  // past a layer's end, O_DIRECT, a kernel that refuses); the caller copies through memory.
+  // Where a file of the backing chain holds guest bytes [guest, guest + len) as data in one
+  // host range, for copies inside the kernel (copy_file_range: one page-cache copy instead of
+  // a read and a write); nullopt when none does (zeroes, compressed, past a layer's end,
+  // O_DIRECT, or the kernel refused such a copy before).
+  struct HostBytes {
+    int fd;
+    uint64_t offset;
+  };
+  [[nodiscard]] Result<std::optional<HostBytes>> backing_bytes(uint64_t guest, uint64_t len);
+  // Copies them to `host` in this file; false when backing_bytes() has nothing or the kernel
+  // refuses (the caller copies through memory).
   [[nodiscard]] Result<bool> copy_from_backing(uint64_t guest, uint64_t len, uint64_t host);
   [[nodiscard]] Status read_compressed(uint64_t l2_word, uint64_t in_cluster,
                                        std::span<uint8_t> out);
@@ -219,6 +233,18 @@ class Qcow2Image final : public BlockBackend {
   [[nodiscard]] Result<uint64_t> in_place_cluster(uint64_t offset, bool write);
   // Splits a request over several clusters into engine requests and zero-filled pieces.
   [[nodiscard]] Split submit_pieces(const IoRequest& r, uint64_t len, uint64_t index);
+  // A write into part of an unallocated cluster whose other bytes a backing file holds as
+  // data: allocates the cluster and hands the three parts (the new bytes, the backing bytes
+  // before and after them) to the engine, so several such writes run in parallel; the L2
+  // entry is set when all have landed (finish_cow). Other requests for the cluster meanwhile
+  // see it unallocated and take the slow path, which settles the engine first.
+  [[nodiscard]] Split submit_cow(const IoRequest& r, uint64_t len, uint64_t index);
+  // Points the L2 entry at the new cluster, or, if a part failed, redoes the whole cluster
+  // through memory. Returns the request's result.
+  int64_t finish_cow(Parent& p);
+  // Waits for every engine request and processes their completions (COW L2 entries set),
+  // leaving the user completions in ready_.
+  void settle_engine();
   [[nodiscard]] Status submit_slow(const IoRequest& r, uint64_t index);
   int64_t execute_slow(const IoRequest& r);
 
@@ -230,6 +256,7 @@ class Qcow2Image final : public BlockBackend {
   bool lazy_ = false;
   bool dirty_set_by_us_ = false;
   bool unsynced_ = false;
+  bool copy_refused_ = false;  // copy_file_range failed once: copy through memory from then on
   uint64_t host_end_ = 0;  // bytes; offsets at or past it are outside the file
   uint32_t l2_bits_ = 0;   // log2 of the entries per L2 table
   std::vector<uint64_t> l1_;
@@ -256,6 +283,7 @@ class Qcow2Image final : public BlockBackend {
   std::unique_ptr<IoEngine> engine_;
   std::vector<Parent> parents_;
   std::vector<uint64_t> free_parents_;
+  std::unordered_set<uint64_t> cow_clusters_;  // guest clusters with a COW in flight
   std::deque<IoCompletion> ready_;
 };
 

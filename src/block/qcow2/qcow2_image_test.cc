@@ -162,9 +162,10 @@ TEST(Qcow2Image, CopyOnWriteTakesEachClustersBytesFromTheRightLayer) {
   }
   std::vector<uint8_t> out(expect.size());
   ASSERT_TRUE(t->read(0, out));
-  for (uint64_t c = 0; c < 8; ++c) {
-    EXPECT_TRUE(std::equal(out.begin() + c * kCluster, out.begin() + (c + 1) * kCluster,
-                           expect.begin() + c * kCluster))
+  for (long c = 0; c < 8; ++c) {
+    const long at = c * static_cast<long>(kCluster);
+    EXPECT_TRUE(std::equal(out.begin() + at, out.begin() + at + static_cast<long>(kCluster),
+                           expect.begin() + at))
         << "cluster " << c;
   }
   ASSERT_TRUE(t->close());
