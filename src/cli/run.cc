@@ -79,7 +79,8 @@ int run_main(int argc, char** argv) {
   app.add_option("--disk", config.disks,
                  "virtio-blk disk: path=FILE[,readonly=on][,cache=none|writeback]"
                  "[,io=io_uring|sync][,iops=N][,iops_burst=N][,bw=SIZE][,bw_burst=SIZE]"
-                 "[,serial=ID] (repeatable; raw or qcow2)");
+                 "[,serial=ID][,l2-cache-size=SIZE][,refcount-cache-size=SIZE] (repeatable; "
+                 "raw or qcow2)");
   app.add_option("--net", config.nets,
                  "virtio-net NIC: tap=NAME | bridge=BR[,tap=NAME] [,mac=52:54:00:..]"
                  "[,bw=SIZE][,bw_burst=SIZE][,ops=N][,ops_burst=N] (repeatable)");

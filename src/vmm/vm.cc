@@ -161,6 +161,8 @@ Status Vm::setup_virtio_devices() {
                                                                           : block::CacheMode::kWriteback;
     open.io = disk->io == devices::virtio::block::IoEngine::kSync ? block::EngineKind::kThreadPool
                                                                   : block::EngineKind::kIoUring;
+    open.l2_cache_bytes = disk->l2_cache_bytes;
+    open.refcount_cache_bytes = disk->refcount_cache_bytes;
     auto backend = block::open_block_backend(disk->path, open);
     if (!backend) {
       return tl::unexpected(backend.error().with_context("--disk"));

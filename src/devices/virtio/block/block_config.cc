@@ -43,6 +43,13 @@ Result<DiskOptions> parse_disk_options(std::string_view text) {
         return invalid_input("{}: key '{}': {}", kOption, key, bytes.error().message);
       }
       (key == "bw" ? bw : bw_burst) = *bytes;
+    } else if (key == "l2-cache-size" || key == "refcount-cache-size") {
+      auto bytes = parse_size_bytes(value);
+      if (!bytes || *bytes > kMaxMetadataCacheBytes) {
+        return invalid_input("{}: key '{}': {}", kOption, key,
+                             bytes ? "larger than 1G" : bytes.error().message);
+      }
+      (key == "l2-cache-size" ? out.l2_cache_bytes : out.refcount_cache_bytes) = *bytes;
     } else if (key == "serial") {
       if (value.size() > kIdBytes) {
         return invalid_input("{}: key 'serial': longer than {} bytes", kOption, kIdBytes);

@@ -2,9 +2,12 @@
 // virtio-blk user options (--disk) and the device configuration layout (virtio 1.2 §5.2.4).
 //
 // parse_disk_options() is pure: "path=IMG[,readonly=on|off][,cache=none|writeback]
-// [,io=io_uring|sync][,iops=N][,iops_burst=N][,bw=SIZE][,bw_burst=SIZE][,serial=ID]".
+// [,io=io_uring|sync][,iops=N][,iops_burst=N][,bw=SIZE][,bw_burst=SIZE][,serial=ID]
+// [,l2-cache-size=SIZE][,refcount-cache-size=SIZE]".
 // iops is operations per second, bw bytes per second (K/M/G suffixes); the *_burst keys are
-// Firecracker's one-time burst. Errors are kInvalidInput and name the bad key.
+// Firecracker's one-time burst; the cache sizes bound qcow2's metadata caches (QEMU's names;
+// default: L2 enough to map the whole disk up to 32 MiB, refcounts 256 KiB). Errors are
+// kInvalidInput and name the bad key.
 
 #include <cstdint>
 #include <optional>
@@ -27,7 +30,11 @@ struct DiskOptions {
   std::optional<BucketConfig> ops;        // from iops / iops_burst
   std::optional<BucketConfig> bandwidth;  // from bw / bw_burst
   std::string serial;                     // GET_ID answer (at most 20 bytes)
+  uint64_t l2_cache_bytes = 0;            // 0: the back end's default
+  uint64_t refcount_cache_bytes = 0;
 };
+
+inline constexpr uint64_t kMaxMetadataCacheBytes = 1ull << 30;
 
 [[nodiscard]] Result<DiskOptions> parse_disk_options(std::string_view text);
 

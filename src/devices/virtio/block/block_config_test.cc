@@ -8,7 +8,7 @@ namespace {
 TEST(DiskOptions, ParsesEveryKey) {
   auto o = parse_disk_options(
       "path=/img/a.qcow2,readonly=on,cache=none,io=sync,iops=100,iops_burst=50,bw=10M,"
-      "bw_burst=1M,serial=abc");
+      "bw_burst=1M,serial=abc,l2-cache-size=4M,refcount-cache-size=512K");
   ASSERT_TRUE(o) << o.error().message;
   EXPECT_EQ(o->path, "/img/a.qcow2");
   EXPECT_TRUE(o->read_only);
@@ -22,6 +22,8 @@ TEST(DiskOptions, ParsesEveryKey) {
   EXPECT_EQ(o->bandwidth->size, 10u << 20);
   EXPECT_EQ(o->bandwidth->one_time_burst, 1u << 20);
   EXPECT_EQ(o->serial, "abc");
+  EXPECT_EQ(o->l2_cache_bytes, 4u << 20);
+  EXPECT_EQ(o->refcount_cache_bytes, 512u << 10);
 }
 
 TEST(DiskOptions, DefaultsAreWritebackIoUringUnlimited) {
@@ -54,6 +56,8 @@ TEST(DiskOptions, ErrorsNameTheBadKey) {
   expect_error_naming("path=x,bw=0", "bw");
   expect_error_naming("path=x,serial=123456789012345678901", "serial");
   expect_error_naming("path=", "path");
+  expect_error_naming("path=x,l2-cache-size=lots", "l2-cache-size");
+  expect_error_naming("path=x,refcount-cache-size=2G", "refcount-cache-size");
 }
 
 TEST(DiskOptions, MalformedStringsAreRejected) {
