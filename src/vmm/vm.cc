@@ -143,7 +143,7 @@ Status Vm::add_virtio_device(std::unique_ptr<virtio::VirtioDevice> device) {
                                             KUMO_TRY(pci_intx_[pin]->add_source()), &ioevents_};
   auto pci_device = KUMO_TRY(devices::virtio::VirtioPciDevice::create(std::move(device), context));
   const auto placed = KUMO_TRY(pci_root_->attach(pci_device, intx_gsi));
-  KUMO_TRY(bar_mapper_.add(pci_device, placed));
+  bar_mapper_.add(pci_device, placed);
   virtio_devices_.push_back(std::move(pci_device));
   return {};
 }

@@ -48,8 +48,8 @@ void PciHostBridge::config_read(uint64_t offset, std::span<uint8_t> data) {
   config_.read_bytes(offset, data);
 }
 
-std::optional<BarMove> PciHostBridge::config_write(uint64_t offset,
-                                                   std::span<const uint8_t> data) {
+std::vector<BarMove> PciHostBridge::config_write(uint64_t offset,
+                                                 std::span<const uint8_t> data) {
   std::lock_guard lock(mutex_);
   return config_.write(offset, data);
 }
@@ -127,9 +127,10 @@ void PciRoot::config_write_locked(uint8_t slot, uint8_t function, uint64_t offse
   if (device == nullptr || !valid_config_access(offset, data.size())) {
     return;
   }
-  const auto move = device->config_write(offset, data);
-  if (move && bar_moved_) {
-    bar_moved_(slot, *move);
+  for (const BarMove& move : device->config_write(offset, data)) {
+    if (bar_moved_) {
+      bar_moved_(slot, move);
+    }
   }
 }
 

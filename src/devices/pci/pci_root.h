@@ -4,8 +4,9 @@
 // bus 23:16, device 15:11, function 10:8, register 7:2) and a data window at 0xcfc–0xcff.
 //
 // The VMM inserts the PciRoot into its PIO Bus at kConfigIoBase/kConfigIoLen, attaches
-// devices (which allocates their BARs from the MMIO window) and maps every BarPlacement on
-// its MMIO Bus with a PciBarRegion. When the guest moves a BAR, PciRoot calls the BarMoved
+// devices (which allocates their BARs from the MMIO window, as firmware would) and keeps
+// their BARs on its MMIO Bus with PciBarMapper. When a BAR starts, stops or moves decoding
+// (the guest reprograms it or toggles Memory Space Enable), PciRoot calls the BarMoved
 // handler so the VMM can re-map it.
 //
 // Guest-controlled: everything arriving through read()/write(). Non-existent functions read
@@ -64,7 +65,7 @@ struct AttachedDevice {
   std::vector<BarPlacement> bars;
 };
 
-// Called when the guest moves a BAR of the device in `slot`.
+// Called when a BAR of the device in `slot` moves, starts or stops decoding (BarMove).
 using BarMovedHandler = std::function<void(uint8_t slot, const BarMove& move)>;
 
 // A BusDevice that forwards accesses in one BAR to its PciDevice (map one per BarPlacement).
@@ -89,7 +90,7 @@ class PciHostBridge final : public PciDevice {
  public:
   PciHostBridge();
   void config_read(uint64_t offset, std::span<uint8_t> data) override;
-  std::optional<BarMove> config_write(uint64_t offset, std::span<const uint8_t> data) override;
+  std::vector<BarMove> config_write(uint64_t offset, std::span<const uint8_t> data) override;
   [[nodiscard]] std::vector<BarSpec> bars() const override { return {}; }
   void set_bar_address(uint8_t, uint64_t) override {}
   void bar_read(uint8_t, uint64_t, std::span<uint8_t> data) override;

@@ -28,7 +28,7 @@ class FakeDevice final : public PciDevice {
   void config_read(uint64_t offset, std::span<uint8_t> data) override {
     config_.read_bytes(offset, data);
   }
-  std::optional<BarMove> config_write(uint64_t offset, std::span<const uint8_t> data) override {
+  std::vector<BarMove> config_write(uint64_t offset, std::span<const uint8_t> data) override {
     return config_.write(offset, data);
   }
   std::vector<BarSpec> bars() const override {
@@ -179,6 +179,8 @@ TEST(PciRoot, GuestMovingBarsCallsHandler) {
   root.set_bar_moved_handler([&](uint8_t slot, const BarMove& m) { moves.emplace_back(slot, m); });
   auto attached = root.attach(std::make_shared<FakeDevice>());
   ASSERT_TRUE(attached);
+  cf8_write(root, 1, kRegCommand, kCommandMemorySpace, 2);
+  moves.clear();
   cf8_write(root, 1, 0x10, 0xd000'0000U);
   ASSERT_EQ(moves.size(), 1u);
   EXPECT_EQ(moves[0].first, 1);
@@ -193,6 +195,83 @@ TEST(PciRoot, GuestMovingBarsCallsHandler) {
   ASSERT_EQ(moves.size(), 2u);
   EXPECT_EQ(moves[1].second.index, 2);
   EXPECT_EQ(moves[1].second.new_address, 0x1'e000'0000U);
+}
+
+TEST(PciRoot, MemorySpaceEnableStartsAndStopsMemoryBarDecoding) {
+  PciRoot root;
+  std::vector<BarMove> moves;
+  root.set_bar_moved_handler([&](uint8_t, const BarMove& m) { moves.push_back(m); });
+  auto attached = root.attach(std::make_shared<FakeDevice>());
+  ASSERT_TRUE(attached);
+  EXPECT_EQ(cf8_read(root, 1, kRegCommand, 2), 0U);  // power-on: nothing decodes
+  cf8_write(root, 1, kRegCommand, kCommandMemorySpace, 2);
+  ASSERT_EQ(moves.size(), 2u);  // both memory BARs, not the I/O BAR
+  EXPECT_EQ(moves[0].index, 0);
+  EXPECT_EQ(moves[0].old_address, 0u);
+  EXPECT_EQ(moves[0].new_address, attached->bars[0].address);
+  EXPECT_EQ(moves[1].index, 2);
+  EXPECT_EQ(moves[1].new_address, attached->bars[1].address);
+  moves.clear();
+  cf8_write(root, 1, kRegCommand, 0, 2);
+  ASSERT_EQ(moves.size(), 2u);
+  EXPECT_EQ(moves[0].old_address, attached->bars[0].address);
+  EXPECT_EQ(moves[0].new_address, 0u);
+  EXPECT_EQ(moves[1].new_address, 0u);
+}
+
+TEST(PciRoot, IoSpaceEnableStartsAndStopsIoBarDecoding) {
+  PciRoot root;
+  std::vector<BarMove> moves;
+  root.set_bar_moved_handler([&](uint8_t, const BarMove& m) { moves.push_back(m); });
+  auto attached = root.attach(std::make_shared<FakeDevice>());
+  ASSERT_TRUE(attached);
+  cf8_write(root, 1, kRegCommand, kCommandIoSpace, 2);
+  ASSERT_EQ(moves.size(), 1u);
+  EXPECT_EQ(moves[0].index, 4);
+  EXPECT_EQ(moves[0].kind, BarKind::kIo);
+  EXPECT_EQ(moves[0].new_address, attached->bars[2].address);
+  cf8_write(root, 1, kRegCommand, 0, 2);
+  ASSERT_EQ(moves.size(), 2u);
+  EXPECT_EQ(moves[1].new_address, 0u);
+}
+
+TEST(PciRoot, BarProgrammedWhileMemorySpaceIsOffDecodesThereOnceEnabled) {
+  PciRoot root;
+  std::vector<BarMove> moves;
+  root.set_bar_moved_handler([&](uint8_t, const BarMove& m) { moves.push_back(m); });
+  ASSERT_TRUE(root.attach(std::make_shared<FakeDevice>()));
+  cf8_write(root, 1, 0x10, 0xd000'0000U);
+  EXPECT_TRUE(moves.empty());
+  cf8_write(root, 1, kRegCommand, kCommandMemorySpace, 2);
+  ASSERT_GE(moves.size(), 1u);
+  EXPECT_EQ(moves[0].index, 0);
+  EXPECT_EQ(moves[0].old_address, 0u);
+  EXPECT_EQ(moves[0].new_address, 0xd000'0000U);
+}
+
+// Linux's __pci_read_base: decoding off, all-ones, read the mask, restore, decoding back on.
+TEST(PciRoot, LinuxSizingSequenceLeavesTheBarsDecodingWhereTheyWere) {
+  PciRoot root;
+  std::vector<BarMove> moves;
+  root.set_bar_moved_handler([&](uint8_t, const BarMove& m) { moves.push_back(m); });
+  auto attached = root.attach(std::make_shared<FakeDevice>());
+  ASSERT_TRUE(attached);
+  const uint32_t command = kCommandMemorySpace | kCommandBusMaster;
+  cf8_write(root, 1, kRegCommand, command, 2);
+  moves.clear();
+  cf8_write(root, 1, kRegCommand, command & ~uint32_t{kCommandMemorySpace | kCommandIoSpace}, 2);
+  for (const uint8_t reg : {uint8_t{0x10}, uint8_t{0x18}, uint8_t{0x1c}}) {
+    const uint32_t orig = cf8_read(root, 1, reg);
+    cf8_write(root, 1, reg, 0xffff'ffffU);
+    EXPECT_NE(cf8_read(root, 1, reg), orig);
+    cf8_write(root, 1, reg, orig);
+  }
+  cf8_write(root, 1, kRegCommand, command, 2);
+  ASSERT_EQ(moves.size(), 4u);  // BARs 0 and 2 off, then on again where they were
+  EXPECT_EQ(moves[0].new_address, 0u);
+  EXPECT_EQ(moves[1].new_address, 0u);
+  EXPECT_EQ(moves[2].new_address, attached->bars[0].address);
+  EXPECT_EQ(moves[3].new_address, attached->bars[1].address);
 }
 
 TEST(PciRoot, BarAccessesReachTheDevice) {
@@ -279,11 +358,13 @@ TEST(PciConfigSpace, UnalignedAllOnesWriteMovesTheBarInsteadOfProbingIt) {
   PciConfigSpace config(PciIdentity{});
   ASSERT_TRUE(config.add_bar({0, 0x1000, BarKind::kMmio32, false}));
   config.set_bar_address(0, 0xc000'0000);
+  const uint8_t memory_space[2] = {kCommandMemorySpace, 0};
+  ASSERT_EQ(config.write(kRegCommand, memory_space).size(), 1u);
   const uint8_t ones[4] = {0xff, 0xff, 0xff, 0xff};
-  const auto move = config.write(0x0e, ones);
-  ASSERT_TRUE(move);
-  EXPECT_EQ(move->old_address, 0xc000'0000u);
-  EXPECT_EQ(move->new_address, config.bar_address(0));
+  const auto moves = config.write(0x0e, ones);
+  ASSERT_EQ(moves.size(), 1u);
+  EXPECT_EQ(moves[0].old_address, 0xc000'0000u);
+  EXPECT_EQ(moves[0].new_address, config.bar_address(0));
   EXPECT_EQ(config.bar_address(0), 0xc000'f000u);
 }
 

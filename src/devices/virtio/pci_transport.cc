@@ -201,7 +201,7 @@ Status VirtioPciDevice::init() {
 VirtioPciDevice::~VirtioPciDevice() {
   shutdown();
   std::lock_guard lock(mutex_);
-  register_ioevents(config_.bar_address(0), false);
+  register_ioevents(config_.decoding_address(0), false);
 }
 
 void VirtioPciDevice::shutdown() {
@@ -226,9 +226,16 @@ void VirtioPciDevice::set_bar_address(uint8_t index, uint64_t address) {
   if (index != 0) {
     return;
   }
-  register_ioevents(config_.bar_address(0), false);
+  const uint64_t old = config_.decoding_address(0);
   config_.set_bar_address(0, address);
-  register_ioevents(address, true);
+  move_ioevents(old, config_.decoding_address(0));
+}
+
+void VirtioPciDevice::move_ioevents(uint64_t from, uint64_t to) {
+  if (from != to) {
+    register_ioevents(from, false);
+    register_ioevents(to, true);
+  }
 }
 
 void VirtioPciDevice::register_ioevents(uint64_t bar_address, bool add) {
@@ -271,16 +278,17 @@ void VirtioPciDevice::config_read(uint64_t offset, std::span<uint8_t> data) {
   }
 }
 
-std::optional<pci::BarMove> VirtioPciDevice::config_write(uint64_t offset,
-                                                          std::span<const uint8_t> data) {
+std::vector<pci::BarMove> VirtioPciDevice::config_write(uint64_t offset,
+                                                        std::span<const uint8_t> data) {
   std::lock_guard lock(mutex_);
-  auto move = config_.write(offset, data);
-  if (move && move->index == 0) {
-    register_ioevents(move->old_address, false);
-    register_ioevents(move->new_address, true);
+  auto moves = config_.write(offset, data);
+  for (const pci::BarMove& move : moves) {
+    if (move.index == 0) {
+      move_ioevents(move.old_address, move.new_address);
+    }
   }
   after_config_write(offset, data.size());
-  return move;
+  return moves;
 }
 
 void VirtioPciDevice::after_config_write(uint64_t offset, size_t len) {

@@ -13,7 +13,7 @@
 // routed through MsiVectorAllocator's vectors), otherwise INTx: ISR bits plus a level on
 // the InterruptLine, lowered when the guest reads ISR (§4.1.5.3/§4.1.5.4).
 // Notifications: one eventfd per queue, registered with IoEventRegistry at the notify
-// address whenever BAR 0 is placed or moved.
+// address while BAR 0 decodes (Memory Space Enable set, BAR not at 0) and moved with it.
 //
 // Guest-controlled: all config-space and BAR accesses. A driver that breaks the protocol
 // gets FEATURES_OK refused (§3.1.1) or NEEDS_RESET (bad queue layout, device error) —
@@ -70,8 +70,8 @@ class VirtioPciDevice final : public pci::PciDevice {
   VirtioPciDevice& operator=(const VirtioPciDevice&) = delete;
 
   void config_read(uint64_t offset, std::span<uint8_t> data) override;
-  std::optional<pci::BarMove> config_write(uint64_t offset,
-                                           std::span<const uint8_t> data) override;
+  std::vector<pci::BarMove> config_write(uint64_t offset,
+                                         std::span<const uint8_t> data) override;
   [[nodiscard]] std::vector<pci::BarSpec> bars() const override;
   void set_bar_address(uint8_t index, uint64_t address) override;
   void bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) override;
@@ -107,6 +107,8 @@ class VirtioPciDevice final : public pci::PciDevice {
   void activate_locked();
   [[nodiscard]] uint8_t isr_read();
   void register_ioevents(uint64_t bar_address, bool add);
+  // BAR 0 went from decoding at `from` to `to` (0: not decoding).
+  void move_ioevents(uint64_t from, uint64_t to);
   void after_config_write(uint64_t offset, size_t len);
 
   std::mutex mutex_;

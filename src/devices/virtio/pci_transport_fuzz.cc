@@ -29,9 +29,11 @@
 // disabled; INTx is never asserted while Interrupt Disable is set or MSI-X is enabled, and
 // Status.Interrupt Status matches it; notification ioeventfds follow BAR 0; read-only
 // configuration bytes (identity, capability list) never change; BAR sizing reads back the
-// size mask; a mapped BAR is where the guest last put it and reaches its device, a BAR at 0
-// is unmapped, a move is refused only over the other device's BAR; a kick finishes in
-// bounded work; every worker is gone when the input ends.
+// size mask, and sizing with decoding off (as Linux does) leaves the BAR mapped as it was; a
+// mapped BAR is where the guest last put it and reaches its device, a BAR at 0 or with
+// Memory Space Enable clear is unmapped and has no ioeventfds, a move is refused only over
+// the other device's BAR; a kick finishes in bounded work; every worker is gone when the
+// input ends.
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -245,7 +247,7 @@ class Harness {
     auto attached = root_->attach(dev_, 10);
     FUZZ_CHECK(attached.has_value() && attached->bars.size() == 1);
     slot_ = attached->slot;
-    FUZZ_CHECK(mapper_.add(dev_, *attached).has_value());
+    mapper_.add(dev_, *attached);
     if (flags & 16) {  // a second device, whose BAR the guest can move ours onto (or back)
       auto other = VirtioPciDevice::create(
           std::make_unique<blk::VirtioBlock>(
@@ -256,7 +258,7 @@ class Harness {
       auto placed = root_->attach(other_);
       FUZZ_CHECK(placed.has_value());
       other_slot_ = placed->slot;
-      FUZZ_CHECK(mapper_.add(other_, *placed).has_value());
+      mapper_.add(other_, *placed);
     }
     // As Vm does (src/vmm/vm.cc): the mapper follows the guest's BAR moves.
     root_->set_bar_moved_handler([this](uint8_t slot, const pci::BarMove& move) {
@@ -275,6 +277,11 @@ class Harness {
                    *other < move.new_address + kBarBytes);
       }
     });
+    if (other_) {  // decoding from the start, so ours can be moved onto it
+      root_->config_write(other_slot_, 0, pci::kRegCommand,
+                          le_bytes(pci::kCommandMemorySpace, 2));
+      FUZZ_CHECK(mapper_.mapped_address(other_slot_, 0).has_value());
+    }
     find_capabilities();
     snapshot_read_only();
   }
@@ -316,8 +323,9 @@ class Harness {
       if (!mmio_.read(addr, d)) std::fill(d.begin(), d.end(), uint8_t{0xff});
     });
   }
-  // BAR 0 accesses go through the MMIO bus where the BAR is mapped; while the guest has it
-  // unmapped (moved to 0), straight to the device, so the fuzzer can still drive it.
+  // BAR 0 accesses go through the MMIO bus where the BAR is mapped; while it is unmapped
+  // (moved to 0, or Memory Space Enable clear), straight to the device, so the fuzzer can
+  // still drive it.
   void bar_write(uint64_t offset, uint64_t value, size_t len) {
     if (auto base = mapper_.mapped_address(slot_, 0)) {
       FUZZ_CHECK(offset + len > kBarBytes || mmio_.write(*base + offset, le_bytes(value, len)));
@@ -399,7 +407,9 @@ class Harness {
     if (!intx_ || msix_enabled()) FUZZ_CHECK(!interrupt_status);
     if (ioeventfds_) {
       const uint64_t bar = cfg(0x10, 4) & ~uint64_t{0xf};
-      if (bar != 0 && bar != (~(kBarBytes - 1) & 0xffff'ffffULL)) {  // not mid-probe
+      if (bar == 0 || !memory_space_enabled(slot_)) {
+        FUZZ_CHECK(ioevents_.events.empty());
+      } else if (!mid_probe(bar)) {
         FUZZ_CHECK(ioevents_.events.size() == num_queues_);
         for (uint16_t q = 0; q < num_queues_; ++q) {
           FUZZ_CHECK(ioevents_.events.count(bar + kNotifyOffset + 4ULL * q) == 1);
@@ -410,13 +420,19 @@ class Harness {
     if (other_) check_bar_mapping(other_slot_);
   }
 
-  // A mapped BAR 0 is where the guest last put it and reaches its device; at 0 it is unmapped.
+  static bool mid_probe(uint64_t bar) { return bar == (~(kBarBytes - 1) & 0xffff'ffffULL); }
+  bool memory_space_enabled(uint8_t slot) {
+    return (root_->config_read(slot, 0, pci::kRegCommand, 2) & pci::kCommandMemorySpace) != 0;
+  }
+
+  // A mapped BAR 0 is where the guest last put it and reaches its device; at 0 or while
+  // Memory Space Enable is clear it is unmapped.
   void check_bar_mapping(uint8_t slot) {
     const uint64_t bar = root_->config_read(slot, 0, 0x10, 4) & ~uint64_t{0xf};
     const auto mapped = mapper_.mapped_address(slot, 0);
-    if (bar == 0) FUZZ_CHECK(!mapped.has_value());
+    if (bar == 0 || !memory_space_enabled(slot)) FUZZ_CHECK(!mapped.has_value());
     if (mapped) {
-      if (bar != (~(kBarBytes - 1) & 0xffff'ffffULL)) FUZZ_CHECK(*mapped == bar);  // not mid-probe
+      if (!mid_probe(bar)) FUZZ_CHECK(*mapped == bar);
       FUZZ_CHECK(mmio_read(*mapped + 0x12, 2) == 1);  // num_queues
     }
   }
@@ -579,11 +595,24 @@ class Harness {
       case 16: {  // command register and BAR 0 (sizing, moving), as an OS does them
         const uint8_t kind = in.u8();
         if (kind & 1) cfg_write(pci::kRegCommand, in.u16(), 2);
-        if (kind & 2) {
+        if (kind & 2) {  // sizing; with kind & 16 as Linux does it, with decoding off
+          const bool linux_style = (kind & 16) != 0;
+          const uint32_t command = cfg(pci::kRegCommand, 2);
+          const uint32_t orig = cfg(0x10, 4);
+          const auto mapped = mapper_.mapped_address(slot_, 0);
+          if (linux_style) {
+            cfg_write(pci::kRegCommand,
+                      command & ~uint32_t{pci::kCommandMemorySpace | pci::kCommandIoSpace}, 2);
+          }
           cfg_write(0x10, 0xffff'ffff, 4);
           const uint32_t size_mask = cfg(0x10, 4);
           FUZZ_CHECK((size_mask & ~uint32_t{0xf}) == ~(static_cast<uint32_t>(kBarBytes) - 1));
-          cfg_write(0x10, mapper_.mapped_address(slot_, 0).value_or(0), 4);
+          const bool was_probed = mid_probe(orig & ~uint32_t{0xf});
+          cfg_write(0x10, was_probed ? mapped.value_or(0) : orig, 4);
+          if (linux_style) {
+            cfg_write(pci::kRegCommand, command, 2);
+            if (!was_probed) FUZZ_CHECK(mapper_.mapped_address(slot_, 0) == mapped);
+          }
         }
         if (kind & 4) {
           const uint32_t page = in.u16();

@@ -85,6 +85,14 @@ class PciTransportTest : public ::testing::Test {
     (*t)->set_bar_address(0, 0xc000'0000);
     return *t;
   }
+  static void set_command(VirtioPciDevice& t, uint16_t command) {
+    (void)t.config_write(pci::kRegCommand,
+                         std::span(reinterpret_cast<const uint8_t*>(&command), 2));
+  }
+  size_t ioevent_count() {
+    std::lock_guard lock(ioevents_.mutex);
+    return ioevents_.events.size();
+  }
   uint64_t modern() {
     return vio::feature_bit(vio::kFeatureVersion1) | vio::feature_bit(vio::kFeatureEventIdx);
   }
@@ -260,14 +268,32 @@ TEST_F(PciTransportTest, EnablingMsixDeassertsIntx) {
 
 TEST_F(PciTransportTest, IoEventsAreRegisteredAndFollowBarMoves) {
   auto t = make();
+  set_command(*t, pci::kCommandMemorySpace);
   {
     std::lock_guard lock(ioevents_.mutex);
     ASSERT_EQ(ioevents_.events.size(), 2u);
     EXPECT_TRUE(ioevents_.events.count(0xc000'0000 + kNotifyOffset + 4));
   }
   const uint32_t new_bar = 0xd000'0000;
-  auto move = t->config_write(0x10, std::span(reinterpret_cast<const uint8_t*>(&new_bar), 4));
-  ASSERT_TRUE(move);
+  auto moves = t->config_write(0x10, std::span(reinterpret_cast<const uint8_t*>(&new_bar), 4));
+  ASSERT_EQ(moves.size(), 1u);
+  std::lock_guard lock(ioevents_.mutex);
+  EXPECT_EQ(ioevents_.events.size(), 2u);
+  EXPECT_TRUE(ioevents_.events.count(0xd000'0000 + kNotifyOffset));
+}
+
+TEST_F(PciTransportTest, IoEventsAreRegisteredOnlyWhileMemorySpaceIsEnabled) {
+  auto t = make();
+  EXPECT_EQ(ioevent_count(), 0u);  // Command is 0 at power-on
+  set_command(*t, pci::kCommandMemorySpace | pci::kCommandBusMaster);
+  EXPECT_EQ(ioevent_count(), 2u);
+  set_command(*t, pci::kCommandBusMaster);
+  EXPECT_EQ(ioevent_count(), 0u);
+  const uint32_t new_bar = 0xd000'0000;  // moved while off: registered there once enabled
+  EXPECT_TRUE(t->config_write(0x10, std::span(reinterpret_cast<const uint8_t*>(&new_bar), 4))
+                  .empty());
+  EXPECT_EQ(ioevent_count(), 0u);
+  set_command(*t, pci::kCommandMemorySpace);
   std::lock_guard lock(ioevents_.mutex);
   EXPECT_EQ(ioevents_.events.size(), 2u);
   EXPECT_TRUE(ioevents_.events.count(0xd000'0000 + kNotifyOffset));
