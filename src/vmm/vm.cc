@@ -258,9 +258,9 @@ Status Vm::reset() {
   }
   KUMO_TRY(vm_.set_pit2(pit_reset_));
   serial_->reset();
-  for (auto& d : virtio_devices_) {
-    d->shutdown();
-  }
+  // Every PCI function at power-on: virtio devices stopped, BARs unmapped until the guest
+  // enables them again, MSI-X off and its routes gone, INTx deasserted.
+  pci_root_->reset();
   {
     std::lock_guard lock(exit_mutex_);
     exit_.reset();

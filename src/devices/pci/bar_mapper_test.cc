@@ -20,6 +20,7 @@ class OneBarDevice final : public PciDevice {
   std::vector<BarMove> config_write(uint64_t offset, std::span<const uint8_t> data) override {
     return config_.write(offset, data);
   }
+  std::vector<BarMove> reset() override { return config_.reset(); }
   std::vector<BarSpec> bars() const override { return {*config_.bar(0), *config_.bar(1)}; }
   void set_bar_address(uint8_t index, uint64_t address) override {
     config_.set_bar_address(index, address);
@@ -135,6 +136,17 @@ TEST_F(PciBarMapperTest, BarMovedOverAnotherRangeIsMappedAgainAtAFreeAddress) {
   program_bar0(0xd000'0000);
   EXPECT_TRUE(last_);
   EXPECT_TRUE(reachable(0xd000'0000));
+}
+
+TEST_F(PciBarMapperTest, ResetUnmapsTheBarUntilTheGuestEnablesItAgainWhereFirmwarePutIt) {
+  program_bar0(0xd000'0000);
+  root_.reset();
+  EXPECT_EQ(mapper_.mapped_address(slot_, 0), std::nullopt);
+  EXPECT_FALSE(reachable(0xd000'0000));
+  EXPECT_FALSE(reachable(kMmioWindowBase));
+  set_command(kCommandMemorySpace);
+  EXPECT_EQ(mapper_.mapped_address(slot_, 0), kMmioWindowBase);
+  EXPECT_TRUE(reachable(kMmioWindowBase));
 }
 
 TEST_F(PciBarMapperTest, IoBarsAreNotMapped) {

@@ -97,7 +97,7 @@ Result<uint8_t> PciConfigSpace::add_capability(uint8_t cap_id, std::span<const u
   bytes_[start] = cap_id;
   bytes_[start + 1] = 0;
   for (size_t i = 0; i < body.size(); ++i) {
-    bytes_[start + 2 + i] = body[i];
+    bytes_[start + 2 + i] = power_on_[start + 2 + i] = body[i];
     writable_[start + 2 + i] = writable.empty() ? 0 : writable[i];
   }
   if (last_capability_ == 0) {
@@ -173,6 +173,17 @@ std::vector<BarMove> PciConfigSpace::write(uint64_t offset, std::span<const uint
       continue;  // low dword of a 64-bit BAR: wait for the high dword
     }
     reported_bar_address_[index] = decode_bar(index);
+  }
+  return moves_since(before);
+}
+
+std::vector<BarMove> PciConfigSpace::reset() {
+  const BarAddresses before = decoding_addresses();
+  for (size_t i = 0; i < kConfigSpaceBytes; ++i) {
+    bytes_[i] = static_cast<uint8_t>((bytes_[i] & ~writable_[i]) | (power_on_[i] & writable_[i]));
+  }
+  for (uint8_t i = 0; i < kNumBars; ++i) {
+    reported_bar_address_[i] = decode_bar(i);
   }
   return moves_since(before);
 }

@@ -99,6 +99,11 @@ class PciConfigSpace final {
   // that sets or clears Memory Space / I/O Space Enable.
   [[nodiscard]] std::vector<BarMove> write(uint64_t offset, std::span<const uint8_t> data);
 
+  // PCI reset (RST#, e.g. a platform reset): every guest-writable bit back to its power-on
+  // value — Command 0, BAR addresses 0, Interrupt Line 0, capability fields as added.
+  // Returns the moves of the BARs that were decoding (to 0).
+  [[nodiscard]] std::vector<BarMove> reset();
+
   // Host-side setters (not masked). set_bar_address is firmware placing a BAR: it reports no
   // move, so call it while the BAR does not decode (Command is 0 at power-on).
   void set_bar_address(uint8_t index, uint64_t address);
@@ -123,6 +128,7 @@ class PciConfigSpace final {
   std::array<uint8_t, kConfigSpaceBytes> bytes_{};
   std::array<uint8_t, kConfigSpaceBytes> writable_{};
   std::array<uint8_t, kConfigSpaceBytes> write_one_to_clear_{};
+  std::array<uint8_t, kConfigSpaceBytes> power_on_{};  // of the writable bits
   std::array<std::optional<BarSpec>, kNumBars> bars_{};
   BarAddresses reported_bar_address_{};  // as last written by a non-probe write
   uint8_t last_capability_ = 0;  // offset of the last capability, 0 if none

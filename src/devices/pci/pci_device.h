@@ -35,6 +35,12 @@ class PciDevice {
   // function does not decode it.
   virtual void set_bar_address(uint8_t index, uint64_t address) = 0;
 
+  // PCI reset of the function (a platform reset: the guest rebooted): configuration space
+  // at its power-on values (PciConfigSpace::reset, BARs at 0 until placed again) and the
+  // device behind it reset, interrupts deasserted. Returns the BAR moves it caused (the
+  // BARs that were decoding stop). Called while no vCPU runs.
+  [[nodiscard]] virtual std::vector<BarMove> reset() = 0;
+
   // Accesses inside BAR `index`, `offset` relative to the BAR base; width 1..8.
   virtual void bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) = 0;
   virtual void bar_write(uint8_t index, uint64_t offset, std::span<const uint8_t> data) = 0;

@@ -12,10 +12,10 @@
 // Guest-controlled: everything arriving through read()/write(). Non-existent functions read
 // as all-ones; writes to them are dropped.
 //
-// Thread-safety: attach() and set_bar_moved_handler() before vCPUs run. read()/write() may
-// run on several vCPU threads at once (one mutex guards the address register and the
-// dispatch); the BarMoved handler is called on the vCPU thread with that mutex held, so it
-// must not call back into PciRoot.
+// Thread-safety: attach(), set_bar_moved_handler() and reset() while no vCPU runs.
+// read()/write() may run on several vCPU threads at once (one mutex guards the address
+// register and the dispatch); the BarMoved handler is called on the vCPU thread (or
+// reset()'s caller) with that mutex held, so it must not call back into PciRoot.
 
 #include <array>
 #include <cstdint>
@@ -91,6 +91,7 @@ class PciHostBridge final : public PciDevice {
   PciHostBridge();
   void config_read(uint64_t offset, std::span<uint8_t> data) override;
   std::vector<BarMove> config_write(uint64_t offset, std::span<const uint8_t> data) override;
+  std::vector<BarMove> reset() override;
   [[nodiscard]] std::vector<BarSpec> bars() const override { return {}; }
   void set_bar_address(uint8_t, uint64_t) override {}
   void bar_read(uint8_t, uint64_t, std::span<uint8_t> data) override;
@@ -113,6 +114,10 @@ class PciRoot final : public BusDevice {
   [[nodiscard]] Result<AttachedDevice> attach(std::shared_ptr<PciDevice> device,
                                               std::optional<uint8_t> irq = std::nullopt);
   void set_bar_moved_handler(BarMovedHandler handler);
+  // Platform reset (the guest rebooted): resets every function (PciDevice::reset; the
+  // BarMoved handler hears of each BAR that stops decoding) and, as firmware at power-on,
+  // places its BARs and writes its Interrupt Line as attach() did. Call while no vCPU runs.
+  void reset();
 
   // Direct configuration access for bus 0 (tests, and a future ECAM window). Like the
   // devices behind it, it takes 1, 2 or 4 bytes inside one dword; other accesses read as
@@ -127,6 +132,12 @@ class PciRoot final : public BusDevice {
   void write(uint64_t offset, std::span<const uint8_t> data) override;
 
  private:
+  // What attach() did as firmware for one slot; reset() does it again.
+  struct Firmware {
+    std::vector<BarPlacement> bars;
+    std::optional<uint8_t> irq;
+  };
+  static void apply(PciDevice& device, const Firmware& firmware);
   PciDevice* lookup(uint8_t bus, uint8_t slot, uint8_t function) const;
   void config_write_locked(uint8_t slot, uint8_t function, uint64_t offset,
                            std::span<const uint8_t> data);
@@ -134,6 +145,7 @@ class PciRoot final : public BusDevice {
   std::mutex mutex_;
   uint32_t config_address_ = 0;
   std::array<std::shared_ptr<PciDevice>, kSlotsPerBus> slots_{};
+  std::array<Firmware, kSlotsPerBus> firmware_{};
   AddressAllocator mmio_;
   AddressAllocator io_;
   BarMovedHandler bar_moved_;

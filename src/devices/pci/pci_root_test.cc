@@ -31,6 +31,7 @@ class FakeDevice final : public PciDevice {
   std::vector<BarMove> config_write(uint64_t offset, std::span<const uint8_t> data) override {
     return config_.write(offset, data);
   }
+  std::vector<BarMove> reset() override { return config_.reset(); }
   std::vector<BarSpec> bars() const override {
     return {*config_.bar(0), *config_.bar(2), *config_.bar(4)};
   }
@@ -274,6 +275,47 @@ TEST(PciRoot, LinuxSizingSequenceLeavesTheBarsDecodingWhereTheyWere) {
   EXPECT_EQ(moves[3].new_address, attached->bars[1].address);
 }
 
+TEST(PciRoot, ResetPutsEveryFunctionBackToItsPowerOnState) {
+  PciRoot root;
+  std::vector<BarMove> moves;
+  root.set_bar_moved_handler([&](uint8_t, const BarMove& m) { moves.push_back(m); });
+  auto attached = root.attach(std::make_shared<FakeDevice>(), 10);
+  ASSERT_TRUE(attached);
+  std::vector<uint32_t> power_on;
+  for (size_t reg = 0; reg < kConfigSpaceBytes; reg += 4) {
+    power_on.push_back(cf8_read(root, 1, static_cast<uint8_t>(reg)));
+  }
+  // What a guest leaves behind: functions enabled, BARs moved, scratch registers written.
+  cf8_write(root, 0, kRegCommand, 0x0107, 2);
+  cf8_write(root, 1, 0x10, 0xd000'0000U);
+  cf8_write(root, 1, 0x18, 0xe000'0000U);
+  cf8_write(root, 1, 0x1c, 0x1U);
+  cf8_write(root, 1, 0x20, 0xd000U);
+  cf8_write(root, 1, kRegInterruptLine, 5, 1);
+  cf8_write(root, 1, 0x0c, 0x4010, 2);  // cache line size, latency timer
+  cf8_write(root, 1, kRegCommand,
+            kCommandMemorySpace | kCommandIoSpace | kCommandBusMaster | kCommandInterruptDisable,
+            2);
+  moves.clear();
+  root.reset();
+  uint32_t config_address = 1;
+  root.read(0, std::span(reinterpret_cast<uint8_t*>(&config_address), 4));
+  EXPECT_EQ(config_address, 0u);
+  ASSERT_EQ(moves.size(), 3u);  // every BAR that was decoding stops
+  EXPECT_EQ(moves[0].old_address, 0xd000'0000U);
+  EXPECT_EQ(moves[1].old_address, 0x1'e000'0000U);
+  EXPECT_EQ(moves[2].old_address, 0xd000U);
+  for (const BarMove& m : moves) EXPECT_EQ(m.new_address, 0u);
+  for (size_t reg = 0; reg < kConfigSpaceBytes; reg += 4) {
+    EXPECT_EQ(cf8_read(root, 1, static_cast<uint8_t>(reg)), power_on[reg / 4])
+        << "register " << reg;
+  }
+  EXPECT_EQ(cf8_read(root, 1, kRegCommand, 2), 0u);
+  EXPECT_EQ(cf8_read(root, 1, 0x10), attached->bars[0].address);
+  EXPECT_EQ(cf8_read(root, 1, kRegInterruptLine, 1), 10u);
+  EXPECT_EQ(cf8_read(root, 0, kRegCommand, 2), 0u);
+}
+
 TEST(PciRoot, BarAccessesReachTheDevice) {
   PciRoot root;
   auto device = std::make_shared<FakeDevice>();
@@ -366,6 +408,19 @@ TEST(PciConfigSpace, UnalignedAllOnesWriteMovesTheBarInsteadOfProbingIt) {
   EXPECT_EQ(moves[0].old_address, 0xc000'0000u);
   EXPECT_EQ(moves[0].new_address, config.bar_address(0));
   EXPECT_EQ(config.bar_address(0), 0xc000'f000u);
+}
+
+TEST(PciConfigSpace, ResetRestoresWritableCapabilityFieldsAsAdded) {
+  PciConfigSpace config(PciIdentity{});
+  const uint8_t body[] = {0x12, 0x34};
+  const uint8_t mask[] = {0xff, 0xf0};
+  const auto cap = config.add_capability(kCapIdVendor, body, mask);
+  ASSERT_TRUE(cap);
+  const uint8_t zeros[] = {0, 0};
+  (void)config.write(*cap + 2u, zeros);
+  EXPECT_EQ(config.read(*cap + 2u, 2), 0x0400u);
+  EXPECT_TRUE(config.reset().empty());
+  EXPECT_EQ(config.read(*cap + 2u, 2), 0x3412u);
 }
 
 TEST(PciConfigSpace, InvalidBarsAreRejected) {

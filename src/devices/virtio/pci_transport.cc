@@ -238,6 +238,26 @@ void VirtioPciDevice::move_ioevents(uint64_t from, uint64_t to) {
   }
 }
 
+void VirtioPciDevice::follow_bar_moves(const std::vector<pci::BarMove>& moves) {
+  for (const pci::BarMove& move : moves) {
+    if (move.index == 0) {
+      move_ioevents(move.old_address, move.new_address);
+    }
+  }
+}
+
+std::vector<pci::BarMove> VirtioPciDevice::reset() {
+  std::lock_guard lock(mutex_);
+  reset_locked();
+  auto moves = config_.reset();
+  follow_bar_moves(moves);
+  if (msix_) {
+    msix_->reset();
+  }
+  sync_intx_locked();
+  return moves;
+}
+
 void VirtioPciDevice::register_ioevents(uint64_t bar_address, bool add) {
   if (context_.ioevents == nullptr || bar_address == 0) {
     return;
@@ -282,11 +302,7 @@ std::vector<pci::BarMove> VirtioPciDevice::config_write(uint64_t offset,
                                                         std::span<const uint8_t> data) {
   std::lock_guard lock(mutex_);
   auto moves = config_.write(offset, data);
-  for (const pci::BarMove& move : moves) {
-    if (move.index == 0) {
-      move_ioevents(move.old_address, move.new_address);
-    }
-  }
+  follow_bar_moves(moves);
   after_config_write(offset, data.size());
   return moves;
 }
@@ -296,12 +312,7 @@ void VirtioPciDevice::after_config_write(uint64_t offset, size_t len) {
   if (msix_cap_ != 0 && offset < msix_cap_ + 4u && end > msix_cap_ + 2u) {
     msix_->set_message_control(static_cast<uint16_t>(config_.read(msix_cap_ + 2u, 2)));
   }
-  {
-    const bool msix_enabled = irq_->msix_enabled();
-    std::lock_guard lock(irq_->intx_mutex);
-    irq_->set_intx_locked(irq_->intx_pending && !msix_enabled,
-                          (config_.command() & pci::kCommandInterruptDisable) != 0);
-  }
+  sync_intx_locked();
   const uint64_t data_field = pci_cfg_cap_ + 16u;
   if (pci_cfg_cap_ != 0 && offset >= data_field && offset < data_field + 4) {
     const uint8_t bar = static_cast<uint8_t>(config_.read(pci_cfg_cap_ + 4u, 1));
@@ -313,6 +324,13 @@ void VirtioPciDevice::after_config_write(uint64_t offset, size_t len) {
       bar_write_locked(bar_offset, std::span<const uint8_t>(window.data(), length));
     }
   }
+}
+
+void VirtioPciDevice::sync_intx_locked() {
+  const bool msix_enabled = irq_->msix_enabled();
+  std::lock_guard lock(irq_->intx_mutex);
+  irq_->set_intx_locked(irq_->intx_pending && !msix_enabled,
+                        (config_.command() & pci::kCommandInterruptDisable) != 0);
 }
 
 void VirtioPciDevice::bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) {

@@ -72,12 +72,15 @@ class VirtioPciDevice final : public pci::PciDevice {
   void config_read(uint64_t offset, std::span<uint8_t> data) override;
   std::vector<pci::BarMove> config_write(uint64_t offset,
                                          std::span<const uint8_t> data) override;
+  // PCI reset: the virtio device reset (§2.4: worker stopped, status 0, queues disabled)
+  // plus configuration space, MSI-X and INTx at power-on; ioeventfds unregistered.
+  std::vector<pci::BarMove> reset() override;
   [[nodiscard]] std::vector<pci::BarSpec> bars() const override;
   void set_bar_address(uint8_t index, uint64_t address) override;
   void bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) override;
   void bar_write(uint8_t index, uint64_t offset, std::span<const uint8_t> data) override;
 
-  // Stops the device (VMM shutdown); the guest sees a device reset.
+  // Stops the device (VMM shutdown); the guest sees a virtio device reset.
   void shutdown();
   [[nodiscard]] kumo::virtio::VirtioDevice& device() { return *device_; }
   [[nodiscard]] uint8_t device_status();
@@ -109,7 +112,10 @@ class VirtioPciDevice final : public pci::PciDevice {
   void register_ioevents(uint64_t bar_address, bool add);
   // BAR 0 went from decoding at `from` to `to` (0: not decoding).
   void move_ioevents(uint64_t from, uint64_t to);
+  void follow_bar_moves(const std::vector<pci::BarMove>& moves);
   void after_config_write(uint64_t offset, size_t len);
+  // The INTx pin as Command's Interrupt Disable and MSI-X Enable now allow.
+  void sync_intx_locked();
 
   std::mutex mutex_;
   std::unique_ptr<kumo::virtio::VirtioDevice> device_;

@@ -6,7 +6,8 @@
 // configuration, notifications, MSI-X table and PBA), plus guest RAM, so a driver the
 // fuzzer plays can bring a virtio-blk device (in-memory back end) to DRIVER_OK with rings
 // anywhere and kick it: descriptor and request processing on fuzzer-controlled memory is
-// reached too.
+// reached too. A platform reset (PciRoot::reset, the guest rebooting) can come between any
+// two operations.
 //
 // The input is a flags byte (bit 0 MSI-X, 1 INTx, 2 ioeventfds, 3 read-only disk, 4 a
 // second device whose BAR ours can be moved onto, 5 a back end that fails every request)
@@ -27,13 +28,16 @@
 // 0 to device_status (directly or through PCI_CFG) the device is reset (status, features,
 // queues, vectors, ISR, INTx line, worker stopped); MSI vectors never fire while masked or
 // disabled; INTx is never asserted while Interrupt Disable is set or MSI-X is enabled, and
-// Status.Interrupt Status matches it; notification ioeventfds follow BAR 0; read-only
-// configuration bytes (identity, capability list) never change; BAR sizing reads back the
-// size mask, and sizing with decoding off (as Linux does) leaves the BAR mapped as it was; a
-// mapped BAR is where the guest last put it and reaches its device, a BAR at 0 or with
-// Memory Space Enable clear is unmapped and has no ioeventfds, a move is refused only over
-// the other device's BAR; a kick finishes in bounded work; every worker is gone when the
-// input ends.
+// Status.Interrupt Status matches it; after a platform reset the function is at power-on
+// (Command 0, BAR 0 unmapped where attach() put it, Interrupt Line as attach() wrote it,
+// MSI-X disabled with every entry zero and masked and every vector masked, PCI_CFG fields
+// 0, no ioeventfds, INTx deasserted, device reset); notification ioeventfds follow BAR 0;
+// read-only configuration bytes (identity, capability list) never change; BAR sizing reads
+// back the size mask, and sizing with decoding off (as Linux does) leaves the BAR mapped as
+// it was; a mapped BAR is where the guest last put it and reaches its device, a BAR at 0 or
+// with Memory Space Enable clear is unmapped and has no ioeventfds, a move is refused only
+// over the other device's BAR; a kick finishes in bounded work; every worker is gone when
+// the input ends.
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -70,6 +74,7 @@ using kumo::devices::Bus;
 using kumo::devices::InterruptLine;
 using kumo::devices::virtio::kBarBytes;
 using kumo::devices::virtio::kIsrOffset;
+using kumo::devices::virtio::kMsixPbaOffset;
 using kumo::devices::virtio::kMsixTableOffset;
 using kumo::devices::virtio::kNotifyOffset;
 using kumo::devices::virtio::TransportContext;
@@ -162,6 +167,7 @@ class CheckedMsiVector final : public pci::MsiVector {
     masked_ = masked;
     return {};
   }
+  [[nodiscard]] bool masked() const { return masked_; }
 
  private:
   bool masked_ = true;
@@ -170,8 +176,11 @@ class CheckedMsiVector final : public pci::MsiVector {
 class CheckedMsiAllocator final : public pci::MsiVectorAllocator {
  public:
   Result<std::unique_ptr<pci::MsiVector>> allocate() override {
-    return std::unique_ptr<pci::MsiVector>(std::make_unique<CheckedMsiVector>());
+    auto vector = std::make_unique<CheckedMsiVector>();
+    vectors.push_back(vector.get());
+    return std::unique_ptr<pci::MsiVector>(std::move(vector));
   }
+  std::vector<const CheckedMsiVector*> vectors;  // owned by the device
 };
 
 class Line final : public InterruptLine {
@@ -247,6 +256,7 @@ class Harness {
     auto attached = root_->attach(dev_, 10);
     FUZZ_CHECK(attached.has_value() && attached->bars.size() == 1);
     slot_ = attached->slot;
+    bar0_placement_ = attached->bars[0].address;
     mapper_.add(dev_, *attached);
     if (flags & 16) {  // a second device, whose BAR the guest can move ours onto (or back)
       auto other = VirtioPciDevice::create(
@@ -277,11 +287,7 @@ class Harness {
                    *other < move.new_address + kBarBytes);
       }
     });
-    if (other_) {  // decoding from the start, so ours can be moved onto it
-      root_->config_write(other_slot_, 0, pci::kRegCommand,
-                          le_bytes(pci::kCommandMemorySpace, 2));
-      FUZZ_CHECK(mapper_.mapped_address(other_slot_, 0).has_value());
-    }
+    enable_other();
     find_capabilities();
     snapshot_read_only();
   }
@@ -420,6 +426,14 @@ class Harness {
     if (other_) check_bar_mapping(other_slot_);
   }
 
+  // The other device decodes from the start (and again after a reset), so ours can be
+  // moved onto it.
+  void enable_other() {
+    if (!other_) return;
+    root_->config_write(other_slot_, 0, pci::kRegCommand, le_bytes(pci::kCommandMemorySpace, 2));
+    FUZZ_CHECK(mapper_.mapped_address(other_slot_, 0).has_value());
+  }
+
   static bool mid_probe(uint64_t bar) { return bar == (~(kBarBytes - 1) & 0xffff'ffffULL); }
   bool memory_space_enabled(uint8_t slot) {
     return (root_->config_read(slot, 0, pci::kRegCommand, 2) & pci::kCommandMemorySpace) != 0;
@@ -458,9 +472,33 @@ class Harness {
     FUZZ_CHECK(!line_->level);
   }
 
+  // After PciRoot::reset: the function as at power-on, as firmware left it.
+  void check_power_on() {
+    check_reset();
+    FUZZ_CHECK(cfg(pci::kRegCommand, 2) == 0);
+    FUZZ_CHECK(cfg(0x10, 4) == bar0_placement_);
+    FUZZ_CHECK(cfg(pci::kRegInterruptLine, 1) == 10);
+    FUZZ_CHECK(cfg(0x0c, 2) == 0);
+    FUZZ_CHECK(!mapper_.mapped_address(slot_, 0).has_value());
+    if (other_) FUZZ_CHECK(!mapper_.mapped_address(other_slot_, 0).has_value());
+    FUZZ_CHECK(ioevents_.events.empty());
+    FUZZ_CHECK((cfg(pci::kRegStatus, 1) & pci::kStatusInterrupt) == 0);
+    FUZZ_CHECK(cfg(pci_cfg_cap_ + 4u, 4) == 0 && cfg(pci_cfg_cap_ + 8u, 4) == 0 &&
+               cfg(pci_cfg_cap_ + 12u, 4) == 0);
+    if (msix_cap_ != 0) {
+      FUZZ_CHECK((cfg(msix_cap_ + 3u, 1) & 0xc0) == 0);
+      for (uint16_t v = 0; v < msi_.vectors.size(); ++v) {
+        FUZZ_CHECK(msi_.vectors[v]->masked());
+        FUZZ_CHECK(bar_read(kMsixTableOffset + 16ULL * v, 8) == 0);
+        FUZZ_CHECK(bar_read(kMsixTableOffset + 16ULL * v + 8, 8) == 0x1'0000'0000ULL);
+      }
+      FUZZ_CHECK(bar_read(kMsixPbaOffset, 8) == 0);
+    }
+  }
+
   // --- operations ----------------------------------------------------------------------
   void step(Input& in) {
-    const int op = in.u8() % 18;
+    const int op = in.u8() % 19;
     TRACE("op %d", op);
     switch (op) {
       case 0: {  // raw port write in 0xcf8..0xcff
@@ -624,6 +662,13 @@ class Harness {
         (void)bar_read(kIsrOffset, 1);
         break;
       }
+      case 18: {  // platform reset (the guest rebooted), then the OS enables the other device
+        TRACE("  reset");
+        root_->reset();
+        check_power_on();
+        enable_other();
+        break;
+      }
       default:
         break;
     }
@@ -782,6 +827,7 @@ class Harness {
   std::shared_ptr<pci::PciRoot> root_;
   std::shared_ptr<VirtioPciDevice> dev_;
   uint8_t slot_ = 0;
+  uint64_t bar0_placement_ = 0;
   std::shared_ptr<VirtioPciDevice> other_;
   uint8_t other_slot_ = 0xff;
   uint16_t num_queues_ = 0;
