@@ -509,6 +509,19 @@ void VirtioPciDevice::write_status(uint8_t status) {
     reset_locked();
     return;
   }
+  // §2.1.1: the driver MUST NOT clear a status bit (only writing 0 resets). One that does
+  // anyway, e.g. drops DRIVER_OK, gets the device stopped — as QEMU stops its ioeventfds and
+  // back end — and NEEDS_RESET (§2.1.2, with a configuration change notification while
+  // DRIVER_OK is still set): it must reset the device before using it again.
+  if ((status_ & ~status & ~vio::kStatusNeedsReset) != 0) {
+    stop_device_locked();
+    status_ = status;
+    irq_->needs_reset.store(true);
+    if ((status & vio::kStatusDriverOk) != 0) {
+      irq_->raise(kIsrConfig, irq_->config_vector.load());
+    }
+    return;
+  }
   const uint8_t newly = static_cast<uint8_t>(status & ~status_);
   if ((newly & vio::kStatusFeaturesOk) != 0) {
     const uint64_t offered = offered_features();
@@ -521,12 +534,18 @@ void VirtioPciDevice::write_status(uint8_t status) {
   }
   status_ = status;
   if ((newly & vio::kStatusDriverOk) != 0) {
-    if ((status_ & vio::kStatusFeaturesOk) == 0) {
+    // A device that needs a reset stays stopped until the driver resets it.
+    if ((status_ & vio::kStatusFeaturesOk) == 0 || irq_->needs_reset.load()) {
       irq_->needs_reset.store(true);
       return;
     }
     activate_locked();
   }
+}
+
+void VirtioPciDevice::stop_device_locked() {
+  device_->reset();
+  active_ = false;
 }
 
 void VirtioPciDevice::activate_locked() {
@@ -562,8 +581,7 @@ void VirtioPciDevice::activate_locked() {
 }
 
 void VirtioPciDevice::reset_locked() {
-  device_->reset();
-  active_ = false;
+  stop_device_locked();
   status_ = 0;
   device_feature_select_ = 0;
   driver_feature_select_ = 0;

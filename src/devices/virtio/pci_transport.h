@@ -16,8 +16,8 @@
 // address while BAR 0 decodes (Memory Space Enable set, BAR not at 0) and moved with it.
 //
 // Guest-controlled: all config-space and BAR accesses. A driver that breaks the protocol
-// gets FEATURES_OK refused (§3.1.1) or NEEDS_RESET (bad queue layout, device error) —
-// never an abort.
+// gets FEATURES_OK refused (§3.1.1) or NEEDS_RESET (bad queue layout, device error, a
+// status bit cleared without a reset: the device then stops until reset) — never an abort.
 //
 // Thread-safety: PciDevice methods may be called from several vCPU threads (one mutex).
 // The device's worker signals through an interrupt object that never takes that mutex.
@@ -106,6 +106,8 @@ class VirtioPciDevice final : public pci::PciDevice {
   void common_read(uint64_t offset, std::span<uint8_t> data);
   void common_write(uint64_t offset, std::span<const uint8_t> data);
   void write_status(uint8_t status);
+  // Stops the device's worker (VirtioDevice::reset); the transport's registers stay.
+  void stop_device_locked();
   void reset_locked();
   void activate_locked();
   [[nodiscard]] uint8_t isr_read();

@@ -388,6 +388,65 @@ TEST_F(PciTransportTest, PciResetDeassertsIntxAndClearsInterruptDisable) {
   EXPECT_EQ(echo_->activations, 2);
 }
 
+TEST_F(PciTransportTest, ClearingDriverOkStopsTheDeviceUntilTheDriverResetsIt) {
+  auto t = make();
+  TransportDriver d(*t);
+  ASSERT_TRUE(d.negotiate(modern()));
+  d.setup_queue(0, queue_.config());
+  d.driver_ok();
+  ASSERT_EQ(echo_->activations, 1);
+  const int resets = echo_->resets;
+  const uint8_t without_driver_ok =
+      vio::kStatusAcknowledge | vio::kStatusDriver | vio::kStatusFeaturesOk;
+  d.set_status(without_driver_ok);
+  EXPECT_EQ(echo_->resets, resets + 1);  // the worker stopped
+  EXPECT_EQ(d.status(), without_driver_ok | vio::kStatusNeedsReset);
+  queue_.add_chain({{queue_.alloc(5), 5, false}});
+  d.notify(0);
+  EXPECT_FALSE(wait_until([&] { return queue_.pop_used().has_value(); },
+                          std::chrono::milliseconds(100)));
+  d.driver_ok();  // not without a reset first
+  EXPECT_EQ(echo_->activations, 1);
+  EXPECT_TRUE(d.status() & vio::kStatusNeedsReset);
+  d.set_status(0);
+  EXPECT_EQ(d.status(), 0);
+  ASSERT_TRUE(d.negotiate(modern()));
+  d.setup_queue(0, queue_.config());
+  d.driver_ok();
+  EXPECT_EQ(echo_->activations, 2);
+  d.notify(0);
+  ASSERT_TRUE(wait_until([&] { return queue_.pop_used().has_value(); }));
+}
+
+TEST_F(PciTransportTest, ClearingAStatusBitWhileDriverOkStopsTheDeviceAndNotifiesTheDriver) {
+  auto t = make(/*msix=*/false);
+  TransportDriver d(*t);
+  ASSERT_TRUE(d.negotiate(modern()));
+  d.setup_queue(0, queue_.config());
+  d.driver_ok();
+  const int resets = echo_->resets;
+  d.set_status(vio::kStatusDriver | vio::kStatusFeaturesOk | vio::kStatusDriverOk);
+  EXPECT_EQ(echo_->resets, resets + 1);
+  EXPECT_TRUE(d.status() & vio::kStatusNeedsReset);
+  EXPECT_TRUE(line_->level.load());  // §2.1.2: a configuration change notification
+  EXPECT_EQ(d.isr(), 2);
+}
+
+TEST_F(PciTransportTest, StatusBitClearedBeforeDriverOkKeepsTheDeviceFromStarting) {
+  auto t = make();
+  TransportDriver d(*t);
+  d.set_status(vio::kStatusAcknowledge | vio::kStatusDriver);
+  d.set_status(vio::kStatusAcknowledge);
+  EXPECT_EQ(d.status(), vio::kStatusAcknowledge | vio::kStatusNeedsReset);
+  d.write(0x08, 1, 4);
+  d.write(0x0c, 1, 4);  // VERSION_1
+  d.set_status(vio::kStatusAcknowledge | vio::kStatusDriver | vio::kStatusFeaturesOk);
+  d.setup_queue(0, queue_.config());
+  d.driver_ok();
+  EXPECT_EQ(echo_->activations, 0);
+  EXPECT_TRUE(d.status() & vio::kStatusNeedsReset);
+}
+
 TEST_F(PciTransportTest, BadQueueLayoutSetsNeedsReset) {
   auto t = make();
   TransportDriver d(*t);
