@@ -21,6 +21,7 @@
 #define PORT_SERIAL         0x3f8
 #define PORT_DEBUG_EXIT     0xf4
 #define PORT_BOOT_MARKER    0x440
+#define PORT_I8042_COMMAND  0x64
 
 enum exit_code {
   EXIT_OK = 0,
@@ -107,6 +108,8 @@ void print(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Writes the status byte to the debug-exit port, then spins forever. */
 _Noreturn void guest_exit(int code);
+/* Pulses the reset line through the i8042 (command 0xfe), then spins forever. */
+_Noreturn void guest_reboot(void);
 
 /* ---- boot info and command line (main.c) ------------------------------ */
 extern const struct hvm_start_info *g_start_info;

@@ -159,6 +159,8 @@ void guest_main(const struct hvm_start_info *si) {
     print("workload=%s\n", name);
     bool ok = kWorkloads[i].run();
     print("status=%s\n", ok ? "ok" : "fail");
+    /* reboot=1: a workload that passed reboots the machine, to run again after a reset. */
+    if (ok && arg_u64("reboot", 0)) guest_reboot();
     guest_exit(ok ? EXIT_OK : EXIT_WORKLOAD_FAILED);
   }
   print("workload=%s\nerror=unknown-workload\n", name);

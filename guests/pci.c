@@ -220,6 +220,14 @@ static uint64_t window_alloc(uint64_t size) {
   return a;
 }
 
+/* Programs memory BAR i with `addr` (below 4 GiB), keeping its flag bits. */
+static void bar_assign(const struct pci_dev *d, unsigned i, uint64_t addr) {
+  uint16_t off = (uint16_t)(PCI_BAR0 + 4 * i);
+  uint32_t flags = pci_read32(d, off) & 0xfu;
+  pci_write32(d, off, (uint32_t)addr | flags);
+  if ((flags & 0x6) == BAR_TYPE_64) pci_write32(d, (uint16_t)(off + 4), 0);
+}
+
 bool pci_enable(struct pci_dev *d) {
   if (!g_ranges_known) {
     for_each_function(collect_ranges, NULL);
@@ -239,9 +247,7 @@ bool pci_enable(struct pci_dev *d) {
           ok = false;
           break;
         }
-        uint16_t off = (uint16_t)(PCI_BAR0 + 4 * i);
-        pci_write32(d, off, (uint32_t)addr | (pci_read32(d, off) & 0xfu));
-        if (used == 2) pci_write32(d, (uint16_t)(off + 4), 0);
+        bar_assign(d, i, addr);
       }
       d->bar_addr[i] = addr;
       d->bar_size[i] = size;
@@ -249,5 +255,22 @@ bool pci_enable(struct pci_dev *d) {
     i += used;
   }
   pci_write16(d, PCI_COMMAND, (uint16_t)(cmd | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER));
+  return ok;
+}
+
+bool pci_move_bars(struct pci_dev *d) {
+  uint16_t cmd = pci_read16(d, PCI_COMMAND);
+  pci_write16(d, PCI_COMMAND, (uint16_t)(cmd & ~PCI_COMMAND_MEMORY));
+  bool ok = true;
+  for (unsigned i = 0; i < 6 && ok; i++) {
+    if (!d->bar_size[i]) continue;
+    uint64_t addr = window_alloc(d->bar_size[i]);
+    if (addr) {
+      bar_assign(d, i, addr);
+      d->bar_addr[i] = addr;
+    }
+    ok = addr != 0;
+  }
+  pci_write16(d, PCI_COMMAND, cmd);
   return ok;
 }

@@ -33,5 +33,12 @@ bool pci_find(uint16_t vendor_id, uint16_t device_id, unsigned nth, struct pci_d
  */
 bool pci_enable(struct pci_dev *d);
 
+/*
+ * Moves every memory BAR pci_enable() found to a fresh address from the
+ * window, with memory decoding off meanwhile (as an OS reassigning
+ * resources does). Returns false when the window is exhausted.
+ */
+bool pci_move_bars(struct pci_dev *d);
+
 /* "cf8" or "ecam": how configuration space was reached. */
 const char *pci_access_method(void);

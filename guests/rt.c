@@ -143,3 +143,8 @@ _Noreturn void guest_exit(int code) {
   /* Ring 3 cannot hlt; if the write did not stop the machine, spin. */
   for (;;) cpu_relax();
 }
+
+_Noreturn void guest_reboot(void) {
+  outb(PORT_I8042_COMMAND, 0xfe);
+  for (;;) cpu_relax();
+}

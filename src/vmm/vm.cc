@@ -143,7 +143,7 @@ Status Vm::add_virtio_device(std::unique_ptr<virtio::VirtioDevice> device) {
                                             KUMO_TRY(pci_intx_[pin]->add_source()), &ioevents_};
   auto pci_device = KUMO_TRY(devices::virtio::VirtioPciDevice::create(std::move(device), context));
   const auto placed = KUMO_TRY(pci_root_->attach(pci_device, intx_gsi));
-  KUMO_TRY(bar_mapper_.add(pci_device, placed));
+  bar_mapper_.add(pci_device, placed);
   virtio_devices_.push_back(std::move(pci_device));
   return {};
 }
@@ -260,9 +260,9 @@ Status Vm::reset() {
   }
   KUMO_TRY(vm_.set_pit2(pit_reset_));
   serial_->reset();
-  for (auto& d : virtio_devices_) {
-    d->shutdown();
-  }
+  // Every PCI function at power-on: virtio devices stopped, BARs unmapped until the guest
+  // enables them again, MSI-X off and its routes gone, INTx deasserted.
+  pci_root_->reset();
   {
     std::lock_guard lock(exit_mutex_);
     exit_.reset();

@@ -6,9 +6,10 @@
 // serves the console, signals (SIGINT/SIGTERM) and VM events on the calling thread until
 // the VM stops, then stops and joins every vCPU and returns why it stopped. After a guest
 // reboot request, reset() puts the machine back to its power-on state in place (RAM zeroed,
-// vCPUs, irqchip and PIT restored to their state at create(), devices reset, kernel
-// reloaded) and run() may be called again. Resetting in place keeps the KVM VM: tearing one
-// down and creating the next concurrently can stall KVM_CREATE_PIT2 on some hosts.
+// vCPUs, irqchip and PIT restored to their state at create(), devices reset — every PCI
+// function as at power-on, see PciRoot::reset — kernel reloaded) and run() may be called
+// again. Resetting in place keeps the KVM VM: tearing one down and creating the next
+// concurrently can stall KVM_CREATE_PIT2 on some hosts.
 
 #include <array>
 #include <atomic>

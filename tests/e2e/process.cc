@@ -99,11 +99,19 @@ bool ChildProcess::pump(int wait_ms) {
   return out_fd_ >= 0 || err_fd_ >= 0;
 }
 
-bool ChildProcess::wait_for_stdout(const std::string& needle, int timeout_ms) {
+bool ChildProcess::wait_for_stdout(const std::string& needle, int timeout_ms, size_t count) {
+  auto found = [&] {
+    size_t n = 0;
+    for (size_t at = result_.out.find(needle); at != std::string::npos && n < count;
+         at = result_.out.find(needle, at + needle.size())) {
+      ++n;
+    }
+    return n == count;
+  };
   const auto start = std::chrono::steady_clock::now();
-  while (result_.out.find(needle) == std::string::npos) {
+  while (!found()) {
     if (ms_since(start) >= timeout_ms || !pump(20)) {
-      return result_.out.find(needle) != std::string::npos;
+      return found();
     }
   }
   return true;

@@ -31,9 +31,9 @@ class ChildProcess final {
   ChildProcess& operator=(const ChildProcess&) = delete;
 
   [[nodiscard]] bool running() const { return pid_ > 0; }
-  // Reads output until stdout contains `needle` (true) or `timeout_ms` passed or both pipes
-  // closed (false).
-  bool wait_for_stdout(const std::string& needle, int timeout_ms);
+  // Reads output until stdout contains `needle` `count` times (true) or `timeout_ms` passed
+  // or both pipes closed (false).
+  bool wait_for_stdout(const std::string& needle, int timeout_ms, size_t count = 1);
   // Sends `signal` to the child if it is still running.
   void send_signal(int signal);
   // Reads until the child closes its output, SIGKILLing it after `timeout_ms`; then reaps it.

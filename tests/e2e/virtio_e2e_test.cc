@@ -340,6 +340,49 @@ TEST_F(VirtioE2e, DiskRngAndVirtioConsoleTogetherLetBlkVerifyPass) {
   EXPECT_EQ(r.exit_status, 0) << r.err;
 }
 
+// --- guest reboot (--on-reboot restart) ------------------------------------------------
+
+// Boots the test guest with `cmdline reboot=1` (it reboots after each pass) until `boots`
+// passes finished, then stops kumo; returns stdout split at each boot's "workload=" line.
+std::vector<std::string> boots_until(const std::vector<std::string>& argv, size_t boots) {
+  ChildProcess vm(argv);
+  EXPECT_TRUE(vm.wait_for_stdout("status=ok\n", kVmTimeoutMs, boots));
+  vm.send_signal(SIGTERM);
+  const ProcessResult r = vm.finish(kVmTimeoutMs);
+  EXPECT_EQ(r.exit_status, 128 + SIGTERM) << r.err;
+  std::vector<std::string> outputs;
+  for (size_t at = r.out.find("workload="); at != std::string::npos;) {
+    const size_t next = r.out.find("workload=", at + 1);
+    outputs.push_back(r.out.substr(at, next == std::string::npos ? next : next - at));
+    at = next;
+  }
+  return outputs;
+}
+
+// A reboot resets every PCI function: each boot finds Command 0 and the BARs where kumo
+// placed them, although the boot before moved them and enabled the functions.
+TEST_F(VirtioE2e, EveryBootFindsThePciFunctionsAtPowerOn) {
+  const auto boots = boots_until(guest_argv("workload=pci pci_move=1 reboot=1",
+                                            {"--disk", "path=" + raw_disk("d.raw"), "--rng",
+                                             "--on-reboot", "restart"}),
+                                 3);
+  ASSERT_GE(boots.size(), 3u);
+  EXPECT_TRUE(has(boots[0], "pci_01_0_command=0x0000")) << boots[0];
+  EXPECT_TRUE(has(boots[0], "pci_02_0_command=0x0000")) << boots[0];
+  EXPECT_TRUE(has(boots[0], "pci_01_0_moved_bar0=")) << boots[0];
+  EXPECT_TRUE(has(boots[0], "status=ok")) << boots[0];
+  for (size_t i = 1; i < 3; ++i) EXPECT_EQ(boots[i], boots[0]) << "boot " << i;
+}
+
+TEST_F(VirtioE2e, DiskServesTheGuestAgainAfterAReboot) {
+  const auto boots = boots_until(guest_argv("workload=blk-verify reboot=1",
+                                            {"--disk", "path=" + raw_disk("d.raw"),
+                                             "--on-reboot", "restart"}),
+                                 2);
+  ASSERT_GE(boots.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) EXPECT_TRUE(has(boots[i], "blk_verify=ok")) << boots[i];
+}
+
 // --- virtio-net -------------------------------------------------------------------------
 
 class VirtioNetE2e : public VirtioE2e {

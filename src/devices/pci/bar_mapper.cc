@@ -2,17 +2,14 @@
 
 namespace kumo::devices::pci {
 
-Status PciBarMapper::add(const std::shared_ptr<PciDevice>& device, const AttachedDevice& attached) {
+void PciBarMapper::add(const std::shared_ptr<PciDevice>& device, const AttachedDevice& attached) {
   std::lock_guard lock(mutex_);
   for (const BarPlacement& bar : attached.bars) {
-    if (bar.kind == BarKind::kIo) {
-      continue;
+    if (bar.kind != BarKind::kIo) {
+      bars_[{attached.slot, bar.index}] =
+          Mapping{std::make_shared<PciBarRegion>(device, bar.index), bar.size_bytes, std::nullopt};
     }
-    auto region = std::make_shared<PciBarRegion>(device, bar.index);
-    KUMO_TRY(mmio_.insert(bar.address, bar.size_bytes, region));
-    bars_[{attached.slot, bar.index}] = Mapping{std::move(region), bar.size_bytes, bar.address};
   }
-  return {};
 }
 
 Status PciBarMapper::on_move(uint8_t slot, const BarMove& move) {

@@ -48,6 +48,16 @@ void MsixTable::set_message_control(uint16_t control) {
   }
 }
 
+void MsixTable::reset() {
+  std::lock_guard lock(mutex_);
+  enabled_ = false;
+  function_mask_ = false;
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    entries_[i] = Entry{};
+    refresh_locked(i);
+  }
+}
+
 bool MsixTable::enabled() {
   std::lock_guard lock(mutex_);
   return enabled_;

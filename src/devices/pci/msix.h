@@ -39,6 +39,9 @@ class MsixTable final {
   [[nodiscard]] static std::vector<uint8_t> capability_writable_mask();
   // The guest wrote Message Control (bits 15 Enable, 14 Function Mask).
   void set_message_control(uint16_t control);
+  // Back to the power-on state (§6.8.2): MSI-X disabled, Function Mask clear, every entry
+  // zero and masked, no pending bits; each vector is updated as masked.
+  void reset();
 
   void table_read(uint64_t offset, std::span<uint8_t> data);
   void table_write(uint64_t offset, std::span<const uint8_t> data);

@@ -35,6 +35,33 @@ TEST_F(MsixTableTest, EntriesStartMasked) {
   EXPECT_EQ(read32(16 * 3 + 12), 1u);
 }
 
+TEST_F(MsixTableTest, ResetDisablesAndMasksEveryEntryAndForgetsPendingBits) {
+  table_->set_message_control(0xc000);  // enabled, function masked
+  write32(16, 0xfee0'0000);
+  write32(24, 0x41);
+  write32(28, 0);
+  ASSERT_TRUE(table_->trigger(1));  // pending behind the function mask
+  table_->reset();
+  EXPECT_FALSE(table_->enabled());
+  for (uint64_t entry = 0; entry < 4; ++entry) {
+    EXPECT_EQ(read32(16 * entry), 0u);
+    EXPECT_EQ(read32(16 * entry + 8), 0u);
+    EXPECT_EQ(read32(16 * entry + 12), 1u);
+  }
+  uint8_t pba = 0xff;
+  table_->pba_read(0, std::span(&pba, 1));
+  EXPECT_EQ(pba, 0);
+  {
+    auto* v = alloc_.vectors[1];
+    std::lock_guard lock(v->mutex);
+    EXPECT_TRUE(v->masked);  // the VMM drops its route
+    EXPECT_EQ(v->message, MsiMessage{});
+  }
+  table_->set_message_control(0x8000);  // the pending bit was dropped: unmasking fires nothing
+  write32(16 + 12, 0);
+  EXPECT_EQ(alloc_.vectors[1]->triggers.load(), 0);
+}
+
 TEST_F(MsixTableTest, ProgrammingAnEntryRoutesIt) {
   table_->set_message_control(0x8000);
   write32(16, 0xfee0'0000);

@@ -97,7 +97,7 @@ Result<uint8_t> PciConfigSpace::add_capability(uint8_t cap_id, std::span<const u
   bytes_[start] = cap_id;
   bytes_[start + 1] = 0;
   for (size_t i = 0; i < body.size(); ++i) {
-    bytes_[start + 2 + i] = body[i];
+    bytes_[start + 2 + i] = power_on_[start + 2 + i] = body[i];
     writable_[start + 2 + i] = writable.empty() ? 0 : writable[i];
   }
   if (last_capability_ == 0) {
@@ -136,7 +136,8 @@ void PciConfigSpace::read_bytes(uint64_t offset, std::span<uint8_t> out) const {
   }
 }
 
-std::optional<BarMove> PciConfigSpace::write(uint64_t offset, std::span<const uint8_t> data) {
+std::vector<BarMove> PciConfigSpace::write(uint64_t offset, std::span<const uint8_t> data) {
+  const BarAddresses before = decoding_addresses();
   std::array<bool, kNumBars> touched{};
   std::array<bool, kNumBars> probe{};
   for (size_t i = 0; i < data.size(); ++i) {
@@ -171,15 +172,20 @@ std::optional<BarMove> PciConfigSpace::write(uint64_t offset, std::span<const ui
     } else if (bars_[reg]->kind == BarKind::kMmio64) {
       continue;  // low dword of a 64-bit BAR: wait for the high dword
     }
-    const uint64_t now = decode_bar(index);
-    if (now != reported_bar_address_[index]) {
-      BarMove move{index, reported_bar_address_[index], now, bars_[index]->size_bytes,
-                   bars_[index]->kind};
-      reported_bar_address_[index] = now;
-      return move;
-    }
+    reported_bar_address_[index] = decode_bar(index);
   }
-  return std::nullopt;
+  return moves_since(before);
+}
+
+std::vector<BarMove> PciConfigSpace::reset() {
+  const BarAddresses before = decoding_addresses();
+  for (size_t i = 0; i < kConfigSpaceBytes; ++i) {
+    bytes_[i] = static_cast<uint8_t>((bytes_[i] & ~writable_[i]) | (power_on_[i] & writable_[i]));
+  }
+  for (uint8_t i = 0; i < kNumBars; ++i) {
+    reported_bar_address_[i] = decode_bar(i);
+  }
+  return moves_since(before);
 }
 
 uint64_t PciConfigSpace::decode_bar(uint8_t index) const {
@@ -228,6 +234,34 @@ std::optional<BarSpec> PciConfigSpace::bar(uint8_t index) const {
 
 uint64_t PciConfigSpace::bar_address(uint8_t index) const {
   return index < kNumBars ? decode_bar(index) : 0;
+}
+
+uint64_t PciConfigSpace::decoding_address(uint8_t index) const {
+  if (index >= kNumBars || !bars_[index]) {
+    return 0;
+  }
+  const uint16_t enable =
+      bars_[index]->kind == BarKind::kIo ? kCommandIoSpace : kCommandMemorySpace;
+  return (command() & enable) != 0 ? reported_bar_address_[index] : 0;
+}
+
+PciConfigSpace::BarAddresses PciConfigSpace::decoding_addresses() const {
+  BarAddresses addresses{};
+  for (uint8_t i = 0; i < kNumBars; ++i) {
+    addresses[i] = decoding_address(i);
+  }
+  return addresses;
+}
+
+std::vector<BarMove> PciConfigSpace::moves_since(const BarAddresses& before) const {
+  std::vector<BarMove> moves;
+  for (uint8_t i = 0; i < kNumBars; ++i) {
+    const uint64_t now = decoding_address(i);
+    if (now != before[i]) {
+      moves.push_back(BarMove{i, before[i], now, bars_[i]->size_bytes, bars_[i]->kind});
+    }
+  }
+  return moves;
 }
 
 uint16_t PciConfigSpace::command() const {

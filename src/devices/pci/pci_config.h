@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <vector>
 
 #include "base/result.h"
 
@@ -54,7 +55,9 @@ struct BarSpec {
   bool prefetchable = false;
 };
 
-// A BAR the guest reprogrammed to a new address.
+// A change of where a BAR decodes: the guest reprogrammed it, or toggled the Command bit that
+// enables its address space. Address 0 means "not decoding" (PCI 3.0 §6.2.2: a function
+// with Memory Space or I/O Space Enable clear ignores accesses to its memory or I/O BARs).
 struct BarMove {
   uint8_t index = 0;
   uint64_t old_address = 0;
@@ -90,28 +93,44 @@ class PciConfigSpace final {
   // Reads a naturally sized field; offset+len beyond 256 reads as all-ones.
   [[nodiscard]] uint32_t read(uint64_t offset, size_t len) const;
   void read_bytes(uint64_t offset, std::span<uint8_t> out) const;
-  // Applies a guest write through the masks. Returns the BAR move it caused, if any: a BAR
-  // counts as moved when a non-probe write changes its decoded address (for a 64-bit BAR,
-  // on the write of its high dword, which drivers write last).
-  std::optional<BarMove> write(uint64_t offset, std::span<const uint8_t> data);
+  // Applies a guest write through the masks. Returns the BAR moves it caused (see
+  // decoding_address()): a non-probe write that changes a decoding BAR's address (for a
+  // 64-bit BAR, the write of its high dword, which drivers write last), or a Command write
+  // that sets or clears Memory Space / I/O Space Enable.
+  [[nodiscard]] std::vector<BarMove> write(uint64_t offset, std::span<const uint8_t> data);
 
-  // Host-side setters (not masked).
+  // PCI reset (RST#, e.g. a platform reset): every guest-writable bit back to its power-on
+  // value — Command 0, BAR addresses 0, Interrupt Line 0, capability fields as added.
+  // Returns the moves of the BARs that were decoding (to 0).
+  [[nodiscard]] std::vector<BarMove> reset();
+
+  // Host-side setters (not masked). set_bar_address is firmware placing a BAR: it reports no
+  // move, so call it while the BAR does not decode (Command is 0 at power-on).
   void set_bar_address(uint8_t index, uint64_t address);
   void set_byte(uint8_t offset, uint8_t value) { bytes_[offset] = value; }
 
   [[nodiscard]] std::optional<BarSpec> bar(uint8_t index) const;
   [[nodiscard]] uint64_t bar_address(uint8_t index) const;
+  // Where BAR `index` decodes: its address while Command enables its space (Memory Space
+  // for memory BARs, I/O Space for I/O BARs), else 0. A sizing probe does not move it: the
+  // BAR keeps decoding at its last address until the driver writes one back.
+  [[nodiscard]] uint64_t decoding_address(uint8_t index) const;
   [[nodiscard]] uint16_t command() const;
 
  private:
+  using BarAddresses = std::array<uint64_t, kNumBars>;
   [[nodiscard]] uint32_t dword(size_t offset) const;
   [[nodiscard]] uint64_t decode_bar(uint8_t index) const;
+  [[nodiscard]] BarAddresses decoding_addresses() const;
+  // The moves from `before` (decoding_addresses() earlier) to now.
+  [[nodiscard]] std::vector<BarMove> moves_since(const BarAddresses& before) const;
 
   std::array<uint8_t, kConfigSpaceBytes> bytes_{};
   std::array<uint8_t, kConfigSpaceBytes> writable_{};
   std::array<uint8_t, kConfigSpaceBytes> write_one_to_clear_{};
+  std::array<uint8_t, kConfigSpaceBytes> power_on_{};  // of the writable bits
   std::array<std::optional<BarSpec>, kNumBars> bars_{};
-  std::array<uint64_t, kNumBars> reported_bar_address_{};
+  BarAddresses reported_bar_address_{};  // as last written by a non-probe write
   uint8_t last_capability_ = 0;  // offset of the last capability, 0 if none
   uint8_t next_free_capability_ = 0x40;
 };

@@ -48,10 +48,15 @@ void PciHostBridge::config_read(uint64_t offset, std::span<uint8_t> data) {
   config_.read_bytes(offset, data);
 }
 
-std::optional<BarMove> PciHostBridge::config_write(uint64_t offset,
-                                                   std::span<const uint8_t> data) {
+std::vector<BarMove> PciHostBridge::config_write(uint64_t offset,
+                                                 std::span<const uint8_t> data) {
   std::lock_guard lock(mutex_);
   return config_.write(offset, data);
+}
+
+std::vector<BarMove> PciHostBridge::reset() {
+  std::lock_guard lock(mutex_);
+  return config_.reset();
 }
 
 void PciHostBridge::bar_read(uint8_t, uint64_t, std::span<uint8_t> data) { fill_ones(data); }
@@ -71,20 +76,44 @@ Result<AttachedDevice> PciRoot::attach(std::shared_ptr<PciDevice> device,
   if (free_slot == slots_.end()) {
     return invalid_input("PCI bus 0 is full ({} slots)", kSlotsPerBus);
   }
-  AttachedDevice attached;
-  attached.slot = static_cast<uint8_t>(free_slot - slots_.begin());
+  const auto slot = static_cast<size_t>(free_slot - slots_.begin());
+  Firmware firmware{{}, irq};
   for (const BarSpec& spec : device->bars()) {
     AddressAllocator& window = spec.kind == BarKind::kIo ? io_ : mmio_;
     const uint64_t address = KUMO_TRY(window.allocate(spec.size_bytes));
-    device->set_bar_address(spec.index, address);
-    attached.bars.push_back(BarPlacement{spec.index, address, spec.size_bytes, spec.kind});
+    firmware.bars.push_back(BarPlacement{spec.index, address, spec.size_bytes, spec.kind});
   }
-  if (irq) {
-    const uint8_t line = *irq;
-    (void)device->config_write(kRegInterruptLine, std::span(&line, 1));
-  }
+  apply(*device, firmware);
+  AttachedDevice attached{static_cast<uint8_t>(slot), firmware.bars};
+  firmware_[slot] = std::move(firmware);
   *free_slot = std::move(device);
   return attached;
+}
+
+void PciRoot::apply(PciDevice& device, const Firmware& firmware) {
+  for (const BarPlacement& bar : firmware.bars) {
+    device.set_bar_address(bar.index, bar.address);
+  }
+  if (firmware.irq) {
+    const uint8_t line = *firmware.irq;
+    (void)device.config_write(kRegInterruptLine, std::span(&line, 1));
+  }
+}
+
+void PciRoot::reset() {
+  std::lock_guard lock(mutex_);
+  config_address_ = 0;
+  for (size_t slot = 0; slot < kSlotsPerBus; ++slot) {
+    if (!slots_[slot]) {
+      continue;
+    }
+    for (const BarMove& move : slots_[slot]->reset()) {
+      if (bar_moved_) {
+        bar_moved_(static_cast<uint8_t>(slot), move);
+      }
+    }
+    apply(*slots_[slot], firmware_[slot]);
+  }
 }
 
 void PciRoot::set_bar_moved_handler(BarMovedHandler handler) {
@@ -127,9 +156,10 @@ void PciRoot::config_write_locked(uint8_t slot, uint8_t function, uint64_t offse
   if (device == nullptr || !valid_config_access(offset, data.size())) {
     return;
   }
-  const auto move = device->config_write(offset, data);
-  if (move && bar_moved_) {
-    bar_moved_(slot, *move);
+  for (const BarMove& move : device->config_write(offset, data)) {
+    if (bar_moved_) {
+      bar_moved_(slot, move);
+    }
   }
 }
 

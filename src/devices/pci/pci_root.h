@@ -4,17 +4,18 @@
 // bus 23:16, device 15:11, function 10:8, register 7:2) and a data window at 0xcfc–0xcff.
 //
 // The VMM inserts the PciRoot into its PIO Bus at kConfigIoBase/kConfigIoLen, attaches
-// devices (which allocates their BARs from the MMIO window) and maps every BarPlacement on
-// its MMIO Bus with a PciBarRegion. When the guest moves a BAR, PciRoot calls the BarMoved
+// devices (which allocates their BARs from the MMIO window, as firmware would) and keeps
+// their BARs on its MMIO Bus with PciBarMapper. When a BAR starts, stops or moves decoding
+// (the guest reprograms it or toggles Memory Space Enable), PciRoot calls the BarMoved
 // handler so the VMM can re-map it.
 //
 // Guest-controlled: everything arriving through read()/write(). Non-existent functions read
 // as all-ones; writes to them are dropped.
 //
-// Thread-safety: attach() and set_bar_moved_handler() before vCPUs run. read()/write() may
-// run on several vCPU threads at once (one mutex guards the address register and the
-// dispatch); the BarMoved handler is called on the vCPU thread with that mutex held, so it
-// must not call back into PciRoot.
+// Thread-safety: attach(), set_bar_moved_handler() and reset() while no vCPU runs.
+// read()/write() may run on several vCPU threads at once (one mutex guards the address
+// register and the dispatch); the BarMoved handler is called on the vCPU thread (or
+// reset()'s caller) with that mutex held, so it must not call back into PciRoot.
 
 #include <array>
 #include <cstdint>
@@ -64,7 +65,7 @@ struct AttachedDevice {
   std::vector<BarPlacement> bars;
 };
 
-// Called when the guest moves a BAR of the device in `slot`.
+// Called when a BAR of the device in `slot` moves, starts or stops decoding (BarMove).
 using BarMovedHandler = std::function<void(uint8_t slot, const BarMove& move)>;
 
 // A BusDevice that forwards accesses in one BAR to its PciDevice (map one per BarPlacement).
@@ -89,7 +90,8 @@ class PciHostBridge final : public PciDevice {
  public:
   PciHostBridge();
   void config_read(uint64_t offset, std::span<uint8_t> data) override;
-  std::optional<BarMove> config_write(uint64_t offset, std::span<const uint8_t> data) override;
+  std::vector<BarMove> config_write(uint64_t offset, std::span<const uint8_t> data) override;
+  std::vector<BarMove> reset() override;
   [[nodiscard]] std::vector<BarSpec> bars() const override { return {}; }
   void set_bar_address(uint8_t, uint64_t) override {}
   void bar_read(uint8_t, uint64_t, std::span<uint8_t> data) override;
@@ -112,6 +114,10 @@ class PciRoot final : public BusDevice {
   [[nodiscard]] Result<AttachedDevice> attach(std::shared_ptr<PciDevice> device,
                                               std::optional<uint8_t> irq = std::nullopt);
   void set_bar_moved_handler(BarMovedHandler handler);
+  // Platform reset (the guest rebooted): resets every function (PciDevice::reset; the
+  // BarMoved handler hears of each BAR that stops decoding) and, as firmware at power-on,
+  // places its BARs and writes its Interrupt Line as attach() did. Call while no vCPU runs.
+  void reset();
 
   // Direct configuration access for bus 0 (tests, and a future ECAM window). Like the
   // devices behind it, it takes 1, 2 or 4 bytes inside one dword; other accesses read as
@@ -126,6 +132,12 @@ class PciRoot final : public BusDevice {
   void write(uint64_t offset, std::span<const uint8_t> data) override;
 
  private:
+  // What attach() did as firmware for one slot; reset() does it again.
+  struct Firmware {
+    std::vector<BarPlacement> bars;
+    std::optional<uint8_t> irq;
+  };
+  static void apply(PciDevice& device, const Firmware& firmware);
   PciDevice* lookup(uint8_t bus, uint8_t slot, uint8_t function) const;
   void config_write_locked(uint8_t slot, uint8_t function, uint64_t offset,
                            std::span<const uint8_t> data);
@@ -133,6 +145,7 @@ class PciRoot final : public BusDevice {
   std::mutex mutex_;
   uint32_t config_address_ = 0;
   std::array<std::shared_ptr<PciDevice>, kSlotsPerBus> slots_{};
+  std::array<Firmware, kSlotsPerBus> firmware_{};
   AddressAllocator mmio_;
   AddressAllocator io_;
   BarMovedHandler bar_moved_;

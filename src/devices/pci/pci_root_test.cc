@@ -28,9 +28,10 @@ class FakeDevice final : public PciDevice {
   void config_read(uint64_t offset, std::span<uint8_t> data) override {
     config_.read_bytes(offset, data);
   }
-  std::optional<BarMove> config_write(uint64_t offset, std::span<const uint8_t> data) override {
+  std::vector<BarMove> config_write(uint64_t offset, std::span<const uint8_t> data) override {
     return config_.write(offset, data);
   }
+  std::vector<BarMove> reset() override { return config_.reset(); }
   std::vector<BarSpec> bars() const override {
     return {*config_.bar(0), *config_.bar(2), *config_.bar(4)};
   }
@@ -179,6 +180,8 @@ TEST(PciRoot, GuestMovingBarsCallsHandler) {
   root.set_bar_moved_handler([&](uint8_t slot, const BarMove& m) { moves.emplace_back(slot, m); });
   auto attached = root.attach(std::make_shared<FakeDevice>());
   ASSERT_TRUE(attached);
+  cf8_write(root, 1, kRegCommand, kCommandMemorySpace, 2);
+  moves.clear();
   cf8_write(root, 1, 0x10, 0xd000'0000U);
   ASSERT_EQ(moves.size(), 1u);
   EXPECT_EQ(moves[0].first, 1);
@@ -193,6 +196,124 @@ TEST(PciRoot, GuestMovingBarsCallsHandler) {
   ASSERT_EQ(moves.size(), 2u);
   EXPECT_EQ(moves[1].second.index, 2);
   EXPECT_EQ(moves[1].second.new_address, 0x1'e000'0000U);
+}
+
+TEST(PciRoot, MemorySpaceEnableStartsAndStopsMemoryBarDecoding) {
+  PciRoot root;
+  std::vector<BarMove> moves;
+  root.set_bar_moved_handler([&](uint8_t, const BarMove& m) { moves.push_back(m); });
+  auto attached = root.attach(std::make_shared<FakeDevice>());
+  ASSERT_TRUE(attached);
+  EXPECT_EQ(cf8_read(root, 1, kRegCommand, 2), 0U);  // power-on: nothing decodes
+  cf8_write(root, 1, kRegCommand, kCommandMemorySpace, 2);
+  ASSERT_EQ(moves.size(), 2u);  // both memory BARs, not the I/O BAR
+  EXPECT_EQ(moves[0].index, 0);
+  EXPECT_EQ(moves[0].old_address, 0u);
+  EXPECT_EQ(moves[0].new_address, attached->bars[0].address);
+  EXPECT_EQ(moves[1].index, 2);
+  EXPECT_EQ(moves[1].new_address, attached->bars[1].address);
+  moves.clear();
+  cf8_write(root, 1, kRegCommand, 0, 2);
+  ASSERT_EQ(moves.size(), 2u);
+  EXPECT_EQ(moves[0].old_address, attached->bars[0].address);
+  EXPECT_EQ(moves[0].new_address, 0u);
+  EXPECT_EQ(moves[1].new_address, 0u);
+}
+
+TEST(PciRoot, IoSpaceEnableStartsAndStopsIoBarDecoding) {
+  PciRoot root;
+  std::vector<BarMove> moves;
+  root.set_bar_moved_handler([&](uint8_t, const BarMove& m) { moves.push_back(m); });
+  auto attached = root.attach(std::make_shared<FakeDevice>());
+  ASSERT_TRUE(attached);
+  cf8_write(root, 1, kRegCommand, kCommandIoSpace, 2);
+  ASSERT_EQ(moves.size(), 1u);
+  EXPECT_EQ(moves[0].index, 4);
+  EXPECT_EQ(moves[0].kind, BarKind::kIo);
+  EXPECT_EQ(moves[0].new_address, attached->bars[2].address);
+  cf8_write(root, 1, kRegCommand, 0, 2);
+  ASSERT_EQ(moves.size(), 2u);
+  EXPECT_EQ(moves[1].new_address, 0u);
+}
+
+TEST(PciRoot, BarProgrammedWhileMemorySpaceIsOffDecodesThereOnceEnabled) {
+  PciRoot root;
+  std::vector<BarMove> moves;
+  root.set_bar_moved_handler([&](uint8_t, const BarMove& m) { moves.push_back(m); });
+  ASSERT_TRUE(root.attach(std::make_shared<FakeDevice>()));
+  cf8_write(root, 1, 0x10, 0xd000'0000U);
+  EXPECT_TRUE(moves.empty());
+  cf8_write(root, 1, kRegCommand, kCommandMemorySpace, 2);
+  ASSERT_GE(moves.size(), 1u);
+  EXPECT_EQ(moves[0].index, 0);
+  EXPECT_EQ(moves[0].old_address, 0u);
+  EXPECT_EQ(moves[0].new_address, 0xd000'0000U);
+}
+
+// Linux's __pci_read_base: decoding off, all-ones, read the mask, restore, decoding back on.
+TEST(PciRoot, LinuxSizingSequenceLeavesTheBarsDecodingWhereTheyWere) {
+  PciRoot root;
+  std::vector<BarMove> moves;
+  root.set_bar_moved_handler([&](uint8_t, const BarMove& m) { moves.push_back(m); });
+  auto attached = root.attach(std::make_shared<FakeDevice>());
+  ASSERT_TRUE(attached);
+  const uint32_t command = kCommandMemorySpace | kCommandBusMaster;
+  cf8_write(root, 1, kRegCommand, command, 2);
+  moves.clear();
+  cf8_write(root, 1, kRegCommand, command & ~uint32_t{kCommandMemorySpace | kCommandIoSpace}, 2);
+  for (const uint8_t reg : {uint8_t{0x10}, uint8_t{0x18}, uint8_t{0x1c}}) {
+    const uint32_t orig = cf8_read(root, 1, reg);
+    cf8_write(root, 1, reg, 0xffff'ffffU);
+    EXPECT_NE(cf8_read(root, 1, reg), orig);
+    cf8_write(root, 1, reg, orig);
+  }
+  cf8_write(root, 1, kRegCommand, command, 2);
+  ASSERT_EQ(moves.size(), 4u);  // BARs 0 and 2 off, then on again where they were
+  EXPECT_EQ(moves[0].new_address, 0u);
+  EXPECT_EQ(moves[1].new_address, 0u);
+  EXPECT_EQ(moves[2].new_address, attached->bars[0].address);
+  EXPECT_EQ(moves[3].new_address, attached->bars[1].address);
+}
+
+TEST(PciRoot, ResetPutsEveryFunctionBackToItsPowerOnState) {
+  PciRoot root;
+  std::vector<BarMove> moves;
+  root.set_bar_moved_handler([&](uint8_t, const BarMove& m) { moves.push_back(m); });
+  auto attached = root.attach(std::make_shared<FakeDevice>(), 10);
+  ASSERT_TRUE(attached);
+  std::vector<uint32_t> power_on;
+  for (size_t reg = 0; reg < kConfigSpaceBytes; reg += 4) {
+    power_on.push_back(cf8_read(root, 1, static_cast<uint8_t>(reg)));
+  }
+  // What a guest leaves behind: functions enabled, BARs moved, scratch registers written.
+  cf8_write(root, 0, kRegCommand, 0x0107, 2);
+  cf8_write(root, 1, 0x10, 0xd000'0000U);
+  cf8_write(root, 1, 0x18, 0xe000'0000U);
+  cf8_write(root, 1, 0x1c, 0x1U);
+  cf8_write(root, 1, 0x20, 0xd000U);
+  cf8_write(root, 1, kRegInterruptLine, 5, 1);
+  cf8_write(root, 1, 0x0c, 0x4010, 2);  // cache line size, latency timer
+  cf8_write(root, 1, kRegCommand,
+            kCommandMemorySpace | kCommandIoSpace | kCommandBusMaster | kCommandInterruptDisable,
+            2);
+  moves.clear();
+  root.reset();
+  uint32_t config_address = 1;
+  root.read(0, std::span(reinterpret_cast<uint8_t*>(&config_address), 4));
+  EXPECT_EQ(config_address, 0u);
+  ASSERT_EQ(moves.size(), 3u);  // every BAR that was decoding stops
+  EXPECT_EQ(moves[0].old_address, 0xd000'0000U);
+  EXPECT_EQ(moves[1].old_address, 0x1'e000'0000U);
+  EXPECT_EQ(moves[2].old_address, 0xd000U);
+  for (const BarMove& m : moves) EXPECT_EQ(m.new_address, 0u);
+  for (size_t reg = 0; reg < kConfigSpaceBytes; reg += 4) {
+    EXPECT_EQ(cf8_read(root, 1, static_cast<uint8_t>(reg)), power_on[reg / 4])
+        << "register " << reg;
+  }
+  EXPECT_EQ(cf8_read(root, 1, kRegCommand, 2), 0u);
+  EXPECT_EQ(cf8_read(root, 1, 0x10), attached->bars[0].address);
+  EXPECT_EQ(cf8_read(root, 1, kRegInterruptLine, 1), 10u);
+  EXPECT_EQ(cf8_read(root, 0, kRegCommand, 2), 0u);
 }
 
 TEST(PciRoot, BarAccessesReachTheDevice) {
@@ -279,12 +400,27 @@ TEST(PciConfigSpace, UnalignedAllOnesWriteMovesTheBarInsteadOfProbingIt) {
   PciConfigSpace config(PciIdentity{});
   ASSERT_TRUE(config.add_bar({0, 0x1000, BarKind::kMmio32, false}));
   config.set_bar_address(0, 0xc000'0000);
+  const uint8_t memory_space[2] = {kCommandMemorySpace, 0};
+  ASSERT_EQ(config.write(kRegCommand, memory_space).size(), 1u);
   const uint8_t ones[4] = {0xff, 0xff, 0xff, 0xff};
-  const auto move = config.write(0x0e, ones);
-  ASSERT_TRUE(move);
-  EXPECT_EQ(move->old_address, 0xc000'0000u);
-  EXPECT_EQ(move->new_address, config.bar_address(0));
+  const auto moves = config.write(0x0e, ones);
+  ASSERT_EQ(moves.size(), 1u);
+  EXPECT_EQ(moves[0].old_address, 0xc000'0000u);
+  EXPECT_EQ(moves[0].new_address, config.bar_address(0));
   EXPECT_EQ(config.bar_address(0), 0xc000'f000u);
+}
+
+TEST(PciConfigSpace, ResetRestoresWritableCapabilityFieldsAsAdded) {
+  PciConfigSpace config(PciIdentity{});
+  const uint8_t body[] = {0x12, 0x34};
+  const uint8_t mask[] = {0xff, 0xf0};
+  const auto cap = config.add_capability(kCapIdVendor, body, mask);
+  ASSERT_TRUE(cap);
+  const uint8_t zeros[] = {0, 0};
+  (void)config.write(*cap + 2u, zeros);
+  EXPECT_EQ(config.read(*cap + 2u, 2), 0x0400u);
+  EXPECT_TRUE(config.reset().empty());
+  EXPECT_EQ(config.read(*cap + 2u, 2), 0x3412u);
 }
 
 TEST(PciConfigSpace, InvalidBarsAreRejected) {

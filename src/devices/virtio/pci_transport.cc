@@ -201,7 +201,7 @@ Status VirtioPciDevice::init() {
 VirtioPciDevice::~VirtioPciDevice() {
   shutdown();
   std::lock_guard lock(mutex_);
-  register_ioevents(config_.bar_address(0), false);
+  register_ioevents(config_.decoding_address(0), false);
 }
 
 void VirtioPciDevice::shutdown() {
@@ -226,9 +226,36 @@ void VirtioPciDevice::set_bar_address(uint8_t index, uint64_t address) {
   if (index != 0) {
     return;
   }
-  register_ioevents(config_.bar_address(0), false);
+  const uint64_t old = config_.decoding_address(0);
   config_.set_bar_address(0, address);
-  register_ioevents(address, true);
+  move_ioevents(old, config_.decoding_address(0));
+}
+
+void VirtioPciDevice::move_ioevents(uint64_t from, uint64_t to) {
+  if (from != to) {
+    register_ioevents(from, false);
+    register_ioevents(to, true);
+  }
+}
+
+void VirtioPciDevice::follow_bar_moves(const std::vector<pci::BarMove>& moves) {
+  for (const pci::BarMove& move : moves) {
+    if (move.index == 0) {
+      move_ioevents(move.old_address, move.new_address);
+    }
+  }
+}
+
+std::vector<pci::BarMove> VirtioPciDevice::reset() {
+  std::lock_guard lock(mutex_);
+  reset_locked();
+  auto moves = config_.reset();
+  follow_bar_moves(moves);
+  if (msix_) {
+    msix_->reset();
+  }
+  sync_intx_locked();
+  return moves;
 }
 
 void VirtioPciDevice::register_ioevents(uint64_t bar_address, bool add) {
@@ -271,16 +298,13 @@ void VirtioPciDevice::config_read(uint64_t offset, std::span<uint8_t> data) {
   }
 }
 
-std::optional<pci::BarMove> VirtioPciDevice::config_write(uint64_t offset,
-                                                          std::span<const uint8_t> data) {
+std::vector<pci::BarMove> VirtioPciDevice::config_write(uint64_t offset,
+                                                        std::span<const uint8_t> data) {
   std::lock_guard lock(mutex_);
-  auto move = config_.write(offset, data);
-  if (move && move->index == 0) {
-    register_ioevents(move->old_address, false);
-    register_ioevents(move->new_address, true);
-  }
+  auto moves = config_.write(offset, data);
+  follow_bar_moves(moves);
   after_config_write(offset, data.size());
-  return move;
+  return moves;
 }
 
 void VirtioPciDevice::after_config_write(uint64_t offset, size_t len) {
@@ -288,12 +312,7 @@ void VirtioPciDevice::after_config_write(uint64_t offset, size_t len) {
   if (msix_cap_ != 0 && offset < msix_cap_ + 4u && end > msix_cap_ + 2u) {
     msix_->set_message_control(static_cast<uint16_t>(config_.read(msix_cap_ + 2u, 2)));
   }
-  {
-    const bool msix_enabled = irq_->msix_enabled();
-    std::lock_guard lock(irq_->intx_mutex);
-    irq_->set_intx_locked(irq_->intx_pending && !msix_enabled,
-                          (config_.command() & pci::kCommandInterruptDisable) != 0);
-  }
+  sync_intx_locked();
   const uint64_t data_field = pci_cfg_cap_ + 16u;
   if (pci_cfg_cap_ != 0 && offset >= data_field && offset < data_field + 4) {
     const uint8_t bar = static_cast<uint8_t>(config_.read(pci_cfg_cap_ + 4u, 1));
@@ -305,6 +324,13 @@ void VirtioPciDevice::after_config_write(uint64_t offset, size_t len) {
       bar_write_locked(bar_offset, std::span<const uint8_t>(window.data(), length));
     }
   }
+}
+
+void VirtioPciDevice::sync_intx_locked() {
+  const bool msix_enabled = irq_->msix_enabled();
+  std::lock_guard lock(irq_->intx_mutex);
+  irq_->set_intx_locked(irq_->intx_pending && !msix_enabled,
+                        (config_.command() & pci::kCommandInterruptDisable) != 0);
 }
 
 void VirtioPciDevice::bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) {
@@ -483,6 +509,19 @@ void VirtioPciDevice::write_status(uint8_t status) {
     reset_locked();
     return;
   }
+  // §2.1.1: the driver MUST NOT clear a status bit (only writing 0 resets). One that does
+  // anyway, e.g. drops DRIVER_OK, gets the device stopped — as QEMU stops its ioeventfds and
+  // back end — and NEEDS_RESET (§2.1.2, with a configuration change notification while
+  // DRIVER_OK is still set): it must reset the device before using it again.
+  if ((status_ & ~status & ~vio::kStatusNeedsReset) != 0) {
+    stop_device_locked();
+    status_ = status;
+    irq_->needs_reset.store(true);
+    if ((status & vio::kStatusDriverOk) != 0) {
+      irq_->raise(kIsrConfig, irq_->config_vector.load());
+    }
+    return;
+  }
   const uint8_t newly = static_cast<uint8_t>(status & ~status_);
   if ((newly & vio::kStatusFeaturesOk) != 0) {
     const uint64_t offered = offered_features();
@@ -495,12 +534,18 @@ void VirtioPciDevice::write_status(uint8_t status) {
   }
   status_ = status;
   if ((newly & vio::kStatusDriverOk) != 0) {
-    if ((status_ & vio::kStatusFeaturesOk) == 0) {
+    // A device that needs a reset stays stopped until the driver resets it.
+    if ((status_ & vio::kStatusFeaturesOk) == 0 || irq_->needs_reset.load()) {
       irq_->needs_reset.store(true);
       return;
     }
     activate_locked();
   }
+}
+
+void VirtioPciDevice::stop_device_locked() {
+  device_->reset();
+  active_ = false;
 }
 
 void VirtioPciDevice::activate_locked() {
@@ -536,8 +581,7 @@ void VirtioPciDevice::activate_locked() {
 }
 
 void VirtioPciDevice::reset_locked() {
-  device_->reset();
-  active_ = false;
+  stop_device_locked();
   status_ = 0;
   device_feature_select_ = 0;
   driver_feature_select_ = 0;

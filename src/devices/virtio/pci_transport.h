@@ -13,11 +13,11 @@
 // routed through MsiVectorAllocator's vectors), otherwise INTx: ISR bits plus a level on
 // the InterruptLine, lowered when the guest reads ISR (§4.1.5.3/§4.1.5.4).
 // Notifications: one eventfd per queue, registered with IoEventRegistry at the notify
-// address whenever BAR 0 is placed or moved.
+// address while BAR 0 decodes (Memory Space Enable set, BAR not at 0) and moved with it.
 //
 // Guest-controlled: all config-space and BAR accesses. A driver that breaks the protocol
-// gets FEATURES_OK refused (§3.1.1) or NEEDS_RESET (bad queue layout, device error) —
-// never an abort.
+// gets FEATURES_OK refused (§3.1.1) or NEEDS_RESET (bad queue layout, device error, a
+// status bit cleared without a reset: the device then stops until reset) — never an abort.
 //
 // Thread-safety: PciDevice methods may be called from several vCPU threads (one mutex).
 // The device's worker signals through an interrupt object that never takes that mutex.
@@ -70,14 +70,17 @@ class VirtioPciDevice final : public pci::PciDevice {
   VirtioPciDevice& operator=(const VirtioPciDevice&) = delete;
 
   void config_read(uint64_t offset, std::span<uint8_t> data) override;
-  std::optional<pci::BarMove> config_write(uint64_t offset,
-                                           std::span<const uint8_t> data) override;
+  std::vector<pci::BarMove> config_write(uint64_t offset,
+                                         std::span<const uint8_t> data) override;
+  // PCI reset: the virtio device reset (§2.4: worker stopped, status 0, queues disabled)
+  // plus configuration space, MSI-X and INTx at power-on; ioeventfds unregistered.
+  std::vector<pci::BarMove> reset() override;
   [[nodiscard]] std::vector<pci::BarSpec> bars() const override;
   void set_bar_address(uint8_t index, uint64_t address) override;
   void bar_read(uint8_t index, uint64_t offset, std::span<uint8_t> data) override;
   void bar_write(uint8_t index, uint64_t offset, std::span<const uint8_t> data) override;
 
-  // Stops the device (VMM shutdown); the guest sees a device reset.
+  // Stops the device (VMM shutdown); the guest sees a virtio device reset.
   void shutdown();
   [[nodiscard]] kumo::virtio::VirtioDevice& device() { return *device_; }
   [[nodiscard]] uint8_t device_status();
@@ -103,11 +106,18 @@ class VirtioPciDevice final : public pci::PciDevice {
   void common_read(uint64_t offset, std::span<uint8_t> data);
   void common_write(uint64_t offset, std::span<const uint8_t> data);
   void write_status(uint8_t status);
+  // Stops the device's worker (VirtioDevice::reset); the transport's registers stay.
+  void stop_device_locked();
   void reset_locked();
   void activate_locked();
   [[nodiscard]] uint8_t isr_read();
   void register_ioevents(uint64_t bar_address, bool add);
+  // BAR 0 went from decoding at `from` to `to` (0: not decoding).
+  void move_ioevents(uint64_t from, uint64_t to);
+  void follow_bar_moves(const std::vector<pci::BarMove>& moves);
   void after_config_write(uint64_t offset, size_t len);
+  // The INTx pin as Command's Interrupt Disable and MSI-X Enable now allow.
+  void sync_intx_locked();
 
   std::mutex mutex_;
   std::unique_ptr<kumo::virtio::VirtioDevice> device_;

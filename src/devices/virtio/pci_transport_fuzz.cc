@@ -6,7 +6,8 @@
 // configuration, notifications, MSI-X table and PBA), plus guest RAM, so a driver the
 // fuzzer plays can bring a virtio-blk device (in-memory back end) to DRIVER_OK with rings
 // anywhere and kick it: descriptor and request processing on fuzzer-controlled memory is
-// reached too.
+// reached too. A platform reset (PciRoot::reset, the guest rebooting) can come between any
+// two operations.
 //
 // The input is a flags byte (bit 0 MSI-X, 1 INTx, 2 ioeventfds, 3 read-only disk, 4 a
 // second device whose BAR ours can be moved onto, 5 a back end that fails every request)
@@ -23,14 +24,20 @@
 //
 // Invariants (__builtin_trap on violation): reads write no byte beyond the access width;
 // functions that do not exist, and direct config accesses that break the PciDevice
-// contract, read as all-ones; a device whose status reads 0 has no worker; after a write of
-// 0 to device_status (directly or through PCI_CFG) the device is reset (status, features,
-// queues, vectors, ISR, INTx line, worker stopped); MSI vectors never fire while masked or
-// disabled; INTx is never asserted while Interrupt Disable is set or MSI-X is enabled, and
-// Status.Interrupt Status matches it; notification ioeventfds follow BAR 0; read-only
-// configuration bytes (identity, capability list) never change; BAR sizing reads back the
-// size mask; a mapped BAR is where the guest last put it and reaches its device, a BAR at 0
-// is unmapped, a move is refused only over the other device's BAR; a kick finishes in
+// contract, read as all-ones; a device whose status lacks DRIVER_OK has no worker; a status
+// write that clears a bit (other than a write of 0) stops the device and sets NEEDS_RESET;
+// after a write of 0 to device_status (directly or through PCI_CFG) the device is reset
+// (status, features, queues, vectors, ISR, INTx line, worker stopped); MSI vectors never
+// fire while masked or disabled; INTx is never asserted while Interrupt Disable is set or
+// MSI-X is enabled, and Status.Interrupt Status matches it; after a platform reset the
+// function is at power-on (Command 0, BAR 0 unmapped where attach() put it, Interrupt Line
+// as attach() wrote it, MSI-X disabled with every entry zero and masked and every vector
+// masked, PCI_CFG fields 0, no ioeventfds, INTx deasserted, device reset); notification
+// ioeventfds follow BAR 0; read-only configuration bytes (identity, capability list) never
+// change; BAR sizing reads back the size mask, and sizing with decoding off (as Linux does)
+// leaves the BAR mapped as it was; a mapped BAR is where the guest last put it and reaches
+// its device, a BAR at 0 or with Memory Space Enable clear is unmapped and has no
+// ioeventfds, a move is refused only over the other device's BAR; a kick finishes in
 // bounded work; every worker is gone when the input ends.
 #include <algorithm>
 #include <array>
@@ -68,6 +75,7 @@ using kumo::devices::Bus;
 using kumo::devices::InterruptLine;
 using kumo::devices::virtio::kBarBytes;
 using kumo::devices::virtio::kIsrOffset;
+using kumo::devices::virtio::kMsixPbaOffset;
 using kumo::devices::virtio::kMsixTableOffset;
 using kumo::devices::virtio::kNotifyOffset;
 using kumo::devices::virtio::TransportContext;
@@ -160,6 +168,7 @@ class CheckedMsiVector final : public pci::MsiVector {
     masked_ = masked;
     return {};
   }
+  [[nodiscard]] bool masked() const { return masked_; }
 
  private:
   bool masked_ = true;
@@ -168,8 +177,11 @@ class CheckedMsiVector final : public pci::MsiVector {
 class CheckedMsiAllocator final : public pci::MsiVectorAllocator {
  public:
   Result<std::unique_ptr<pci::MsiVector>> allocate() override {
-    return std::unique_ptr<pci::MsiVector>(std::make_unique<CheckedMsiVector>());
+    auto vector = std::make_unique<CheckedMsiVector>();
+    vectors.push_back(vector.get());
+    return std::unique_ptr<pci::MsiVector>(std::move(vector));
   }
+  std::vector<const CheckedMsiVector*> vectors;  // owned by the device
 };
 
 class Line final : public InterruptLine {
@@ -245,7 +257,8 @@ class Harness {
     auto attached = root_->attach(dev_, 10);
     FUZZ_CHECK(attached.has_value() && attached->bars.size() == 1);
     slot_ = attached->slot;
-    FUZZ_CHECK(mapper_.add(dev_, *attached).has_value());
+    bar0_placement_ = attached->bars[0].address;
+    mapper_.add(dev_, *attached);
     if (flags & 16) {  // a second device, whose BAR the guest can move ours onto (or back)
       auto other = VirtioPciDevice::create(
           std::make_unique<blk::VirtioBlock>(
@@ -256,7 +269,7 @@ class Harness {
       auto placed = root_->attach(other_);
       FUZZ_CHECK(placed.has_value());
       other_slot_ = placed->slot;
-      FUZZ_CHECK(mapper_.add(other_, *placed).has_value());
+      mapper_.add(other_, *placed);
     }
     // As Vm does (src/vmm/vm.cc): the mapper follows the guest's BAR moves.
     root_->set_bar_moved_handler([this](uint8_t slot, const pci::BarMove& move) {
@@ -275,6 +288,7 @@ class Harness {
                    *other < move.new_address + kBarBytes);
       }
     });
+    enable_other();
     find_capabilities();
     snapshot_read_only();
   }
@@ -316,8 +330,9 @@ class Harness {
       if (!mmio_.read(addr, d)) std::fill(d.begin(), d.end(), uint8_t{0xff});
     });
   }
-  // BAR 0 accesses go through the MMIO bus where the BAR is mapped; while the guest has it
-  // unmapped (moved to 0), straight to the device, so the fuzzer can still drive it.
+  // BAR 0 accesses go through the MMIO bus where the BAR is mapped; while it is unmapped
+  // (moved to 0, or Memory Space Enable clear), straight to the device, so the fuzzer can
+  // still drive it.
   void bar_write(uint64_t offset, uint64_t value, size_t len) {
     if (auto base = mapper_.mapped_address(slot_, 0)) {
       FUZZ_CHECK(offset + len > kBarBytes || mmio_.write(*base + offset, le_bytes(value, len)));
@@ -386,7 +401,7 @@ class Harness {
     const uint8_t status = dev_->device_status();
     const size_t loops = kumo::EventLoop::manual_loops_for_testing();
     FUZZ_CHECK(loops <= 1);
-    if (status == 0) FUZZ_CHECK(loops == 0);
+    if ((status & vio::kStatusDriverOk) == 0) FUZZ_CHECK(loops == 0);
     const bool interrupt_status = (cfg(pci::kRegStatus, 1) & pci::kStatusInterrupt) != 0;
     const bool interrupt_disable =
         (cfg(pci::kRegCommand, 2) & pci::kCommandInterruptDisable) != 0;
@@ -399,7 +414,9 @@ class Harness {
     if (!intx_ || msix_enabled()) FUZZ_CHECK(!interrupt_status);
     if (ioeventfds_) {
       const uint64_t bar = cfg(0x10, 4) & ~uint64_t{0xf};
-      if (bar != 0 && bar != (~(kBarBytes - 1) & 0xffff'ffffULL)) {  // not mid-probe
+      if (bar == 0 || !memory_space_enabled(slot_)) {
+        FUZZ_CHECK(ioevents_.events.empty());
+      } else if (!mid_probe(bar)) {
         FUZZ_CHECK(ioevents_.events.size() == num_queues_);
         for (uint16_t q = 0; q < num_queues_; ++q) {
           FUZZ_CHECK(ioevents_.events.count(bar + kNotifyOffset + 4ULL * q) == 1);
@@ -410,13 +427,27 @@ class Harness {
     if (other_) check_bar_mapping(other_slot_);
   }
 
-  // A mapped BAR 0 is where the guest last put it and reaches its device; at 0 it is unmapped.
+  // The other device decodes from the start (and again after a reset), so ours can be
+  // moved onto it.
+  void enable_other() {
+    if (!other_) return;
+    root_->config_write(other_slot_, 0, pci::kRegCommand, le_bytes(pci::kCommandMemorySpace, 2));
+    FUZZ_CHECK(mapper_.mapped_address(other_slot_, 0).has_value());
+  }
+
+  static bool mid_probe(uint64_t bar) { return bar == (~(kBarBytes - 1) & 0xffff'ffffULL); }
+  bool memory_space_enabled(uint8_t slot) {
+    return (root_->config_read(slot, 0, pci::kRegCommand, 2) & pci::kCommandMemorySpace) != 0;
+  }
+
+  // A mapped BAR 0 is where the guest last put it and reaches its device; at 0 or while
+  // Memory Space Enable is clear it is unmapped.
   void check_bar_mapping(uint8_t slot) {
     const uint64_t bar = root_->config_read(slot, 0, 0x10, 4) & ~uint64_t{0xf};
     const auto mapped = mapper_.mapped_address(slot, 0);
-    if (bar == 0) FUZZ_CHECK(!mapped.has_value());
+    if (bar == 0 || !memory_space_enabled(slot)) FUZZ_CHECK(!mapped.has_value());
     if (mapped) {
-      if (bar != (~(kBarBytes - 1) & 0xffff'ffffULL)) FUZZ_CHECK(*mapped == bar);  // not mid-probe
+      if (!mid_probe(bar)) FUZZ_CHECK(*mapped == bar);
       FUZZ_CHECK(mmio_read(*mapped + 0x12, 2) == 1);  // num_queues
     }
   }
@@ -442,9 +473,33 @@ class Harness {
     FUZZ_CHECK(!line_->level);
   }
 
+  // After PciRoot::reset: the function as at power-on, as firmware left it.
+  void check_power_on() {
+    check_reset();
+    FUZZ_CHECK(cfg(pci::kRegCommand, 2) == 0);
+    FUZZ_CHECK(cfg(0x10, 4) == bar0_placement_);
+    FUZZ_CHECK(cfg(pci::kRegInterruptLine, 1) == 10);
+    FUZZ_CHECK(cfg(0x0c, 2) == 0);
+    FUZZ_CHECK(!mapper_.mapped_address(slot_, 0).has_value());
+    if (other_) FUZZ_CHECK(!mapper_.mapped_address(other_slot_, 0).has_value());
+    FUZZ_CHECK(ioevents_.events.empty());
+    FUZZ_CHECK((cfg(pci::kRegStatus, 1) & pci::kStatusInterrupt) == 0);
+    FUZZ_CHECK(cfg(pci_cfg_cap_ + 4u, 4) == 0 && cfg(pci_cfg_cap_ + 8u, 4) == 0 &&
+               cfg(pci_cfg_cap_ + 12u, 4) == 0);
+    if (msix_cap_ != 0) {
+      FUZZ_CHECK((cfg(msix_cap_ + 3u, 1) & 0xc0) == 0);
+      for (uint16_t v = 0; v < msi_.vectors.size(); ++v) {
+        FUZZ_CHECK(msi_.vectors[v]->masked());
+        FUZZ_CHECK(bar_read(kMsixTableOffset + 16ULL * v, 8) == 0);
+        FUZZ_CHECK(bar_read(kMsixTableOffset + 16ULL * v + 8, 8) == 0x1'0000'0000ULL);
+      }
+      FUZZ_CHECK(bar_read(kMsixPbaOffset, 8) == 0);
+    }
+  }
+
   // --- operations ----------------------------------------------------------------------
   void step(Input& in) {
-    const int op = in.u8() % 18;
+    const int op = in.u8() % 20;
     TRACE("op %d", op);
     switch (op) {
       case 0: {  // raw port write in 0xcf8..0xcff
@@ -579,11 +634,24 @@ class Harness {
       case 16: {  // command register and BAR 0 (sizing, moving), as an OS does them
         const uint8_t kind = in.u8();
         if (kind & 1) cfg_write(pci::kRegCommand, in.u16(), 2);
-        if (kind & 2) {
+        if (kind & 2) {  // sizing; with kind & 16 as Linux does it, with decoding off
+          const bool linux_style = (kind & 16) != 0;
+          const uint32_t command = cfg(pci::kRegCommand, 2);
+          const uint32_t orig = cfg(0x10, 4);
+          const auto mapped = mapper_.mapped_address(slot_, 0);
+          if (linux_style) {
+            cfg_write(pci::kRegCommand,
+                      command & ~uint32_t{pci::kCommandMemorySpace | pci::kCommandIoSpace}, 2);
+          }
           cfg_write(0x10, 0xffff'ffff, 4);
           const uint32_t size_mask = cfg(0x10, 4);
           FUZZ_CHECK((size_mask & ~uint32_t{0xf}) == ~(static_cast<uint32_t>(kBarBytes) - 1));
-          cfg_write(0x10, mapper_.mapped_address(slot_, 0).value_or(0), 4);
+          const bool was_probed = mid_probe(orig & ~uint32_t{0xf});
+          cfg_write(0x10, was_probed ? mapped.value_or(0) : orig, 4);
+          if (linux_style) {
+            cfg_write(pci::kRegCommand, command, 2);
+            if (!was_probed) FUZZ_CHECK(mapper_.mapped_address(slot_, 0) == mapped);
+          }
         }
         if (kind & 4) {
           const uint32_t page = in.u16();
@@ -593,6 +661,22 @@ class Harness {
       }
       case 17: {  // ISR read
         (void)bar_read(kIsrOffset, 1);
+        break;
+      }
+      case 18: {  // platform reset (the guest rebooted), then the OS enables the other device
+        TRACE("  reset");
+        root_->reset();
+        check_power_on();
+        enable_other();
+        break;
+      }
+      case 19: {  // the driver clears status bits without resetting (§2.1.1 forbids it)
+        const auto before = static_cast<uint8_t>(bar_read(0x14, 1) & ~vio::kStatusNeedsReset);
+        const auto status = static_cast<uint8_t>(before & ~in.u8());
+        if (status == 0 || status == before) break;
+        bar_write(0x14, status, 1);
+        FUZZ_CHECK((dev_->device_status() & vio::kStatusNeedsReset) != 0);
+        FUZZ_CHECK(kumo::EventLoop::manual_loops_for_testing() == 0);
         break;
       }
       default:
@@ -753,6 +837,7 @@ class Harness {
   std::shared_ptr<pci::PciRoot> root_;
   std::shared_ptr<VirtioPciDevice> dev_;
   uint8_t slot_ = 0;
+  uint64_t bar0_placement_ = 0;
   std::shared_ptr<VirtioPciDevice> other_;
   uint8_t other_slot_ = 0xff;
   uint16_t num_queues_ = 0;

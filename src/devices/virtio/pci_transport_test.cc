@@ -85,6 +85,28 @@ class PciTransportTest : public ::testing::Test {
     (*t)->set_bar_address(0, 0xc000'0000);
     return *t;
   }
+  static void set_command(VirtioPciDevice& t, uint16_t command) {
+    (void)t.config_write(pci::kRegCommand,
+                         std::span(reinterpret_cast<const uint8_t*>(&command), 2));
+  }
+  // Sets MSI-X Enable in Message Control.
+  static void enable_msix(VirtioPciDevice& t) {
+    const uint8_t control[2] = {0x02, 0x80};
+    for (uint8_t cap = 0x40; cap != 0;) {
+      uint8_t hdr[2];
+      t.config_read(cap, hdr);
+      if (hdr[0] == pci::kCapIdMsix) {
+        (void)t.config_write(cap + 2u, control);
+        return;
+      }
+      cap = hdr[1];
+    }
+    ADD_FAILURE() << "no MSI-X capability";
+  }
+  size_t ioevent_count() {
+    std::lock_guard lock(ioevents_.mutex);
+    return ioevents_.events.size();
+  }
   uint64_t modern() {
     return vio::feature_bit(vio::kFeatureVersion1) | vio::feature_bit(vio::kFeatureEventIdx);
   }
@@ -159,16 +181,7 @@ TEST_F(PciTransportTest, QueueRoundTripWithMsix) {
   d.setup_queue(0, queue_.config(), 1);
   // Enable MSI-X and unmask vector 1.
   t->bar_write(0, kMsixTableOffset + 16 + 12, std::vector<uint8_t>{0, 0, 0, 0});
-  uint8_t control[2] = {0x02, 0x80};
-  for (uint8_t cap = 0x40; cap != 0;) {
-    uint8_t hdr[2];
-    t->config_read(cap, hdr);
-    if (hdr[0] == pci::kCapIdMsix) {
-      (void)t->config_write(cap + 2u, control);
-      break;
-    }
-    cap = hdr[1];
-  }
+  enable_msix(*t);
   d.driver_ok();
   EXPECT_EQ(echo_->activations, 1);
   EXPECT_EQ(echo_->features, modern() | kFeatureDeviceBit);
@@ -245,29 +258,38 @@ TEST_F(PciTransportTest, EnablingMsixDeassertsIntx) {
   queue_.add_chain({{queue_.alloc(3), 3, false}});
   d.notify(0);
   ASSERT_TRUE(wait_until([&] { return line_->level.load(); }));
-  uint8_t control[2] = {0x02, 0x80};
-  for (uint8_t cap = 0x40; cap != 0;) {
-    uint8_t hdr[2];
-    t->config_read(cap, hdr);
-    if (hdr[0] == pci::kCapIdMsix) {
-      (void)t->config_write(cap + 2u, control);
-      break;
-    }
-    cap = hdr[1];
-  }
+  enable_msix(*t);
   EXPECT_FALSE(line_->level.load());
 }
 
 TEST_F(PciTransportTest, IoEventsAreRegisteredAndFollowBarMoves) {
   auto t = make();
+  set_command(*t, pci::kCommandMemorySpace);
   {
     std::lock_guard lock(ioevents_.mutex);
     ASSERT_EQ(ioevents_.events.size(), 2u);
     EXPECT_TRUE(ioevents_.events.count(0xc000'0000 + kNotifyOffset + 4));
   }
   const uint32_t new_bar = 0xd000'0000;
-  auto move = t->config_write(0x10, std::span(reinterpret_cast<const uint8_t*>(&new_bar), 4));
-  ASSERT_TRUE(move);
+  auto moves = t->config_write(0x10, std::span(reinterpret_cast<const uint8_t*>(&new_bar), 4));
+  ASSERT_EQ(moves.size(), 1u);
+  std::lock_guard lock(ioevents_.mutex);
+  EXPECT_EQ(ioevents_.events.size(), 2u);
+  EXPECT_TRUE(ioevents_.events.count(0xd000'0000 + kNotifyOffset));
+}
+
+TEST_F(PciTransportTest, IoEventsAreRegisteredOnlyWhileMemorySpaceIsEnabled) {
+  auto t = make();
+  EXPECT_EQ(ioevent_count(), 0u);  // Command is 0 at power-on
+  set_command(*t, pci::kCommandMemorySpace | pci::kCommandBusMaster);
+  EXPECT_EQ(ioevent_count(), 2u);
+  set_command(*t, pci::kCommandBusMaster);
+  EXPECT_EQ(ioevent_count(), 0u);
+  const uint32_t new_bar = 0xd000'0000;  // moved while off: registered there once enabled
+  EXPECT_TRUE(t->config_write(0x10, std::span(reinterpret_cast<const uint8_t*>(&new_bar), 4))
+                  .empty());
+  EXPECT_EQ(ioevent_count(), 0u);
+  set_command(*t, pci::kCommandMemorySpace);
   std::lock_guard lock(ioevents_.mutex);
   EXPECT_EQ(ioevents_.events.size(), 2u);
   EXPECT_TRUE(ioevents_.events.count(0xd000'0000 + kNotifyOffset));
@@ -286,6 +308,143 @@ TEST_F(PciTransportTest, ResetStopsTheDeviceAndClearsState) {
   EXPECT_EQ(d.read(0x1c, 2), 0u);            // queue_enable cleared
   EXPECT_EQ(d.read(0x18, 2), 16u);           // size back to max
   EXPECT_EQ(d.read(0x10, 2), 0xffffu);       // config vector NO_VECTOR
+}
+
+TEST_F(PciTransportTest, PciResetReturnsTheFunctionToPowerOn) {
+  auto t = make();
+  pci::PciRoot root;
+  auto attached = root.attach(t, 10);
+  ASSERT_TRUE(attached);
+  const uint8_t slot = attached->slot;
+  std::vector<uint32_t> power_on;
+  for (size_t reg = 0; reg < pci::kConfigSpaceBytes; reg += 4) {
+    power_on.push_back(root.config_read(slot, 0, reg, 4));
+  }
+  set_command(*t, pci::kCommandMemorySpace | pci::kCommandBusMaster);
+  const uint8_t line = 5;
+  root.config_write(slot, 0, pci::kRegInterruptLine, std::span(&line, 1));
+  TransportDriver d(*t);
+  ASSERT_TRUE(d.negotiate(modern()));
+  d.setup_queue(0, queue_.config(), 1);
+  d.write(0x10, 0, 2);  // config vector
+  t->bar_write(0, kMsixTableOffset + 16, std::vector<uint8_t>{0, 0, 0xe0, 0xfe});
+  t->bar_write(0, kMsixTableOffset + 16 + 12, std::vector<uint8_t>{0, 0, 0, 0});
+  enable_msix(*t);
+  d.driver_ok();
+  ASSERT_EQ(echo_->activations, 1);
+  ASSERT_EQ(ioevent_count(), 2u);
+  {
+    std::lock_guard lock(msi_.vectors[1]->mutex);
+    ASSERT_FALSE(msi_.vectors[1]->masked);
+  }
+  const int resets = echo_->resets;
+
+  root.reset();
+  // Configuration space as firmware left it: Command 0, BAR 0 and Interrupt Line where
+  // attach() put them, MSI-X disabled.
+  for (size_t reg = 0; reg < pci::kConfigSpaceBytes; reg += 4) {
+    EXPECT_EQ(root.config_read(slot, 0, reg, 4), power_on[reg / 4]) << "register " << reg;
+  }
+  EXPECT_EQ(ioevent_count(), 0u);
+  // The virtio device: reset, worker stopped, queues disabled.
+  EXPECT_EQ(t->device_status(), 0);
+  EXPECT_EQ(echo_->resets, resets + 1);
+  EXPECT_EQ(d.read(0x10, 2), pci::kMsixNoVector);
+  EXPECT_EQ(d.read(0x1c, 2), 0u);
+  queue_.add_chain({{queue_.alloc(3), 3, false}});
+  d.notify(0);
+  EXPECT_FALSE(wait_until([&] { return queue_.pop_used().has_value(); },
+                          std::chrono::milliseconds(100)));
+  // The MSI-X table: every entry zero and masked, its route dropped.
+  EXPECT_EQ(d.read(kMsixTableOffset + 16, 4), 0u);
+  EXPECT_EQ(d.read(kMsixTableOffset + 16 + 12, 4), 1u);
+  std::lock_guard lock(msi_.vectors[1]->mutex);
+  EXPECT_TRUE(msi_.vectors[1]->masked);
+}
+
+TEST_F(PciTransportTest, PciResetDeassertsIntxAndClearsInterruptDisable) {
+  auto t = make(/*msix=*/false);
+  pci::PciRoot root;
+  auto attached = root.attach(t, 10);
+  ASSERT_TRUE(attached);
+  TransportDriver d(*t);
+  ASSERT_TRUE(d.negotiate(modern()));
+  d.setup_queue(0, queue_.config());
+  d.driver_ok();
+  queue_.add_chain({{queue_.alloc(3), 3, false}});
+  d.notify(0);
+  ASSERT_TRUE(wait_until([&] { return line_->level.load(); }));
+  set_command(*t, pci::kCommandInterruptDisable);
+  root.reset();
+  EXPECT_FALSE(line_->level.load());
+  EXPECT_EQ(d.isr(), 0);
+  uint8_t status[2] = {};
+  t->config_read(pci::kRegStatus, status);
+  EXPECT_EQ(status[0] & pci::kStatusInterrupt, 0);
+  // The driver can bring the device up again.
+  ASSERT_TRUE(d.negotiate(modern()));
+  d.setup_queue(0, queue_.config());
+  d.driver_ok();
+  EXPECT_EQ(echo_->activations, 2);
+}
+
+TEST_F(PciTransportTest, ClearingDriverOkStopsTheDeviceUntilTheDriverResetsIt) {
+  auto t = make();
+  TransportDriver d(*t);
+  ASSERT_TRUE(d.negotiate(modern()));
+  d.setup_queue(0, queue_.config());
+  d.driver_ok();
+  ASSERT_EQ(echo_->activations, 1);
+  const int resets = echo_->resets;
+  const uint8_t without_driver_ok =
+      vio::kStatusAcknowledge | vio::kStatusDriver | vio::kStatusFeaturesOk;
+  d.set_status(without_driver_ok);
+  EXPECT_EQ(echo_->resets, resets + 1);  // the worker stopped
+  EXPECT_EQ(d.status(), without_driver_ok | vio::kStatusNeedsReset);
+  queue_.add_chain({{queue_.alloc(5), 5, false}});
+  d.notify(0);
+  EXPECT_FALSE(wait_until([&] { return queue_.pop_used().has_value(); },
+                          std::chrono::milliseconds(100)));
+  d.driver_ok();  // not without a reset first
+  EXPECT_EQ(echo_->activations, 1);
+  EXPECT_TRUE(d.status() & vio::kStatusNeedsReset);
+  d.set_status(0);
+  EXPECT_EQ(d.status(), 0);
+  ASSERT_TRUE(d.negotiate(modern()));
+  d.setup_queue(0, queue_.config());
+  d.driver_ok();
+  EXPECT_EQ(echo_->activations, 2);
+  d.notify(0);
+  ASSERT_TRUE(wait_until([&] { return queue_.pop_used().has_value(); }));
+}
+
+TEST_F(PciTransportTest, ClearingAStatusBitWhileDriverOkStopsTheDeviceAndNotifiesTheDriver) {
+  auto t = make(/*msix=*/false);
+  TransportDriver d(*t);
+  ASSERT_TRUE(d.negotiate(modern()));
+  d.setup_queue(0, queue_.config());
+  d.driver_ok();
+  const int resets = echo_->resets;
+  d.set_status(vio::kStatusDriver | vio::kStatusFeaturesOk | vio::kStatusDriverOk);
+  EXPECT_EQ(echo_->resets, resets + 1);
+  EXPECT_TRUE(d.status() & vio::kStatusNeedsReset);
+  EXPECT_TRUE(line_->level.load());  // §2.1.2: a configuration change notification
+  EXPECT_EQ(d.isr(), 2);
+}
+
+TEST_F(PciTransportTest, StatusBitClearedBeforeDriverOkKeepsTheDeviceFromStarting) {
+  auto t = make();
+  TransportDriver d(*t);
+  d.set_status(vio::kStatusAcknowledge | vio::kStatusDriver);
+  d.set_status(vio::kStatusAcknowledge);
+  EXPECT_EQ(d.status(), vio::kStatusAcknowledge | vio::kStatusNeedsReset);
+  d.write(0x08, 1, 4);
+  d.write(0x0c, 1, 4);  // VERSION_1
+  d.set_status(vio::kStatusAcknowledge | vio::kStatusDriver | vio::kStatusFeaturesOk);
+  d.setup_queue(0, queue_.config());
+  d.driver_ok();
+  EXPECT_EQ(echo_->activations, 0);
+  EXPECT_TRUE(d.status() & vio::kStatusNeedsReset);
 }
 
 TEST_F(PciTransportTest, BadQueueLayoutSetsNeedsReset) {
