@@ -59,13 +59,7 @@ int create_main(int argc, char** argv) {
     }
     o.size_bytes = *size;
   } else if (!o.backing_file.empty()) {
-    std::string path = o.backing_file;
-    if (!path.empty() && path[0] != '/') {
-      const auto slash = file.rfind('/');
-      if (slash != std::string::npos) {
-        path = file.substr(0, slash + 1) + path;
-      }
-    }
+    const std::string path = resolve_backing_path(file, o.backing_file);
     auto b = open_image(path, o.backing_format, true);
     if (!b) {
       return fail("create", b.error().with_context(fmt::format("backing file '{}'", path)));
@@ -79,13 +73,7 @@ int create_main(int argc, char** argv) {
   }
   if (!o.backing_file.empty() && o.backing_format.empty()) {
     // Record the format so that readers never have to probe it.
-    std::string path = o.backing_file;
-    if (path[0] != '/') {
-      const auto slash = file.rfind('/');
-      if (slash != std::string::npos) {
-        path = file.substr(0, slash + 1) + path;
-      }
-    }
+    const std::string path = resolve_backing_path(file, o.backing_file);
     auto fmt = block::probe_format(path);
     if (!fmt) {
       return fail("create", fmt.error().with_context(fmt::format("backing file '{}'", path)));
@@ -504,43 +492,21 @@ int map_main(int argc, char** argv) {
   if (!img) {
     return fail("map", img.error());
   }
-  std::vector<std::string> names;
-  names.push_back(file);
-  for (block::BlockBackend* b = img->get(); b != nullptr; b = b->backing()) {
-    if (auto* q = dynamic_cast<block::Qcow2Image*>(b); q != nullptr && q->backing() != nullptr) {
-      names.push_back(q->backing_full_path());
-    }
-  }
+  const std::vector<std::string> names = chain_paths(img->get(), file);
   std::vector<MapEntry> entries;
   const uint64_t size = (*img)->size_bytes();
   uint64_t off = 0;
   while (off < size) {
-    block::BlockBackend* layer = img->get();
-    int depth = 0;
-    uint64_t len = std::min<uint64_t>(size - off, 1ull << 30);
-    MapEntry e;
-    for (;;) {
-      if (off >= layer->size_bytes()) {
-        e = MapEntry{off, len, depth, false, true, false, std::nullopt, ""};
-        break;
-      }
-      len = std::min(len, layer->size_bytes() - off);
-      auto st = layer->block_status(off, len);
-      if (!st) {
-        return fail("map", st.error());
-      }
-      len = st->len_bytes;
-      if (st->allocated) {
-        e = MapEntry{off, len, depth, true, st->zero, st->data, st->host_offset,
-                     names[static_cast<size_t>(depth)]};
-        break;
-      }
-      if (layer->backing() == nullptr) {
-        e = MapEntry{off, len, depth, false, true, false, std::nullopt, ""};
-        break;
-      }
-      layer = layer->backing();
-      ++depth;
+    auto c = chain_status(img->get(), nullptr, off, std::min<uint64_t>(size - off, 1ull << 30));
+    if (!c) {
+      return fail("map", c.error());
+    }
+    const uint64_t len = c->len_bytes;
+    const block::BlockStatus& st = c->status;
+    MapEntry e{off, len, c->depth, false, true, false, std::nullopt, ""};
+    if (st.allocated && !c->past_end) {
+      e = MapEntry{off, len, c->depth, true, st.zero, st.data, st.host_offset,
+                   names[static_cast<size_t>(c->depth)]};
     }
     if (!entries.empty()) {
       MapEntry& p = entries.back();
@@ -597,7 +563,8 @@ constexpr SubVerb kSubVerbs[] = {
     {"info", info_main, "describe an image and its backing chain"},
     {"check", check_main, "check (and repair) a qcow2 image's metadata"},
     {"snapshot", snapshot_main, "list, create, apply or delete internal snapshots"},
-    {"convert", convert_main, "copy an image into a new one (raw or qcow2, -c compresses)"},
+    {"convert", convert_main,
+     "copy an image into a new one (raw or qcow2; -c compresses, -B makes an overlay)"},
     {"commit", commit_main, "write an overlay's data into its backing file"},
     {"rebase", rebase_main, "change an image's backing file"},
     {"resize", resize_main, "change an image's virtual size"},

@@ -1,6 +1,7 @@
 #include "cli/img_common.h"
 
 #include <cstdio>
+#include <filesystem>
 
 #include "base/size_parse.h"
 #include "block/host_file.h"
@@ -133,6 +134,64 @@ int chain_length(block::BlockBackend* top) {
     ++n;
   }
   return n;
+}
+
+std::string resolve_backing_path(const std::string& image, const std::string& backing) {
+  namespace fs = std::filesystem;
+  const fs::path p(backing);
+  if (backing.empty() || p.is_absolute()) {
+    return backing;
+  }
+  return (fs::path(image).parent_path() / p).string();
+}
+
+std::vector<std::string> chain_paths(block::BlockBackend* top, const std::string& top_path) {
+  std::vector<std::string> paths{top_path};
+  for (block::BlockBackend* b = top; b != nullptr && b->backing() != nullptr; b = b->backing()) {
+    auto* q = dynamic_cast<block::Qcow2Image*>(b);
+    paths.push_back(q != nullptr ? q->backing_full_path() : std::string());
+  }
+  return paths;
+}
+
+int find_layer(const std::vector<std::string>& paths, const std::string& path) {
+  for (size_t i = 0; i < paths.size(); ++i) {
+    std::error_code ec;  // a missing file is no layer
+    if (std::filesystem::equivalent(paths[i], path, ec)) {
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
+
+Result<ChainStatus> chain_status(block::BlockBackend* top, block::BlockBackend* base,
+                                 uint64_t offset, uint64_t len) {
+  ChainStatus c;
+  block::BlockBackend* layer = top;
+  for (;;) {
+    if (offset >= layer->size_bytes()) {
+      c.len_bytes = len;
+      c.past_end = true;
+      return c;
+    }
+    len = std::min(len, layer->size_bytes() - offset);
+    c.status = KUMO_TRY(layer->block_status(offset, len));
+    len = c.status.len_bytes;
+    c.len_bytes = len;
+    if (c.status.allocated || layer->backing() == nullptr || layer->backing() == base) {
+      return c;
+    }
+    layer = layer->backing();
+    ++c.depth;
+  }
+}
+
+block::BlockBackend* chain_layer(block::BlockBackend* top, int depth) {
+  block::BlockBackend* b = top;
+  for (int i = 0; i < depth && b != nullptr; ++i) {
+    b = b->backing();
+  }
+  return b;
 }
 
 }  // namespace kumo::cli::img

@@ -34,56 +34,112 @@ bool all_zero(std::span<const uint8_t> b) {
 }
 
 // Is [off, off+len) known to read as zeros without reading it (unallocated to the bottom of
-// the chain, or zero clusters)?
+// the chain, zero clusters, past the end of a layer)? Returns how far, 0 if not.
 Result<uint64_t> zero_run(block::BlockBackend* top, uint64_t off, uint64_t len) {
-  block::BlockBackend* layer = top;
-  for (;;) {
-    if (off >= layer->size_bytes()) {
-      return len;
-    }
-    len = std::min(len, layer->size_bytes() - off);
-    const block::BlockStatus s = KUMO_TRY(layer->block_status(off, len));
-    if (s.allocated) {
-      return s.zero ? s.len_bytes : 0;
-    }
-    len = s.len_bytes;
-    if (layer->backing() == nullptr) {
-      return len;
-    }
-    layer = layer->backing();
-  }
+  const ChainStatus c = KUMO_TRY(chain_status(top, nullptr, off, len));
+  return c.reads_zero() || !c.defined() ? c.len_bytes : 0;
 }
 
-Status do_convert(const std::string& in, const std::string& in_fmt, const std::string& out,
-                  const std::string& out_fmt, bool compress,
-                  const block::Qcow2CreateOptions& create_opts) {
-  auto src = KUMO_TRY(open_image(in, in_fmt, true));
-  block::Qcow2CreateOptions o = create_opts;
+struct ConvertJob {
+  std::string in, in_fmt, out, out_fmt;
+  bool compress = false;
+  block::Qcow2CreateOptions create;  // backing_file/backing_format: the output's backing (-B)
+};
+
+// Writes the piece of `data` at `off` into the new image: compressed when it is a whole
+// cluster and -c asks for it, as zero clusters when it is all zeros and a backing file shows
+// something else below it.
+Status write_piece(block::BlockBackend* dst, bool compress, bool over_backing, uint64_t off,
+                   std::span<const uint8_t> data) {
+  if (all_zero(data)) {
+    return over_backing ? dst->write_zeroes(off, data.size()) : Status{};
+  }
+  auto* q = dynamic_cast<block::Qcow2Image*>(dst);
+  if (compress && off % q->cluster_size() == 0 &&
+      (data.size() == q->cluster_size() || off + data.size() == dst->size_bytes())) {
+    return q->write_compressed(off, data);
+  }
+  return dst->write(off, data);
+}
+
+// qemu-img convert: copies what the source chain shows. With a backing file (-B) the new
+// image is an overlay that holds only the clusters whose content differs from the backing
+// file's: a range the source's own chain takes unchanged from that same file is skipped
+// without reading; anything else is compared with what the new image shows there.
+Status do_convert(const ConvertJob& job) {
+  auto src = KUMO_TRY(open_image(job.in, job.in_fmt, true));
+  block::Qcow2CreateOptions o = job.create;
   o.size_bytes = src->size_bytes();
-  if (compress && out_fmt != "qcow2") {
+  if (job.compress && job.out_fmt != "qcow2") {
     return invalid_input("-c needs -O qcow2");
   }
-  KUMO_TRY(create_image(out, out_fmt, o));
-  auto dst = KUMO_TRY(open_image(out, out_fmt, false));
+  const bool over_backing = !o.backing_file.empty();
+  if (over_backing && job.out_fmt != "qcow2") {
+    return invalid_input("-B needs -O qcow2: a {} image has no backing file", job.out_fmt);
+  }
+  const std::string backing_path = resolve_backing_path(job.out, o.backing_file);
+  if (over_backing && o.backing_format.empty()) {
+    auto fmt = block::probe_format(backing_path);
+    if (!fmt) {
+      return tl::unexpected(
+          fmt.error().with_context(fmt::format("backing file '{}'", o.backing_file)));
+    }
+    o.backing_format = block::image_format_name(*fmt);
+  }
+  block::BlockBackend* same = nullptr;  // the backing file as a layer of the source chain
+  if (over_backing) {
+    // Open it before creating the output, so that a missing backing file leaves nothing.
+    KUMO_TRY(open_image(backing_path, o.backing_format, true));
+    const int depth = find_layer(chain_paths(src.get(), job.in), backing_path);
+    same = depth >= 0 ? chain_layer(src.get(), depth) : nullptr;
+  }
+  KUMO_TRY(create_image(job.out, job.out_fmt, o));
+  auto dst = KUMO_TRY(open_image(job.out, job.out_fmt, false));
   auto* q = dynamic_cast<block::Qcow2Image*>(dst.get());
-  const uint64_t unit = compress ? q->cluster_size() : kChunk;
-  std::vector<uint8_t> buf(unit);
+  const uint64_t cs = q != nullptr ? q->cluster_size() : kChunk;
+  const uint64_t unit = job.compress ? cs : std::max(cs, kChunk);
+  std::vector<uint8_t> buf(unit), below(unit);
   const uint64_t size = src->size_bytes();
-  for (uint64_t off = 0; off < size;) {
-    const uint64_t n = std::min(unit - off % unit, size - off);
+  for (uint64_t off = 0; off < size && same != src.get();) {
+    uint64_t n = std::min(unit - off % unit, size - off);
+    std::span<uint8_t> b(buf.data(), static_cast<size_t>(n));
+    if (same != nullptr) {
+      const ChainStatus c = KUMO_TRY(chain_status(src.get(), same, off, n));
+      if (!c.defined()) {
+        off += c.len_bytes;  // the source shows the backing file's data here
+        continue;
+      }
+      n = c.len_bytes;
+      b = b.first(static_cast<size_t>(n));
+    }
     const uint64_t z = KUMO_TRY(zero_run(src.get(), off, n));
-    if (z > 0) {
+    if (z > 0 && !over_backing) {
       off += z;  // a fresh destination already reads zeros there
       continue;
     }
-    std::span<uint8_t> b(buf.data(), static_cast<size_t>(n));
-    KUMO_TRY(src->read(off, b));
-    if (!all_zero(b)) {
-      if (compress && off % unit == 0) {
-        KUMO_TRY(q->write_compressed(off, b));
-      } else {
-        KUMO_TRY(dst->write(off, b));
+    if (z > 0) {
+      n = z;
+      b = b.first(static_cast<size_t>(n));
+      std::fill(b.begin(), b.end(), uint8_t{0});
+    } else {
+      KUMO_TRY(src->read(off, b));
+    }
+    if (!over_backing) {
+      KUMO_TRY(write_piece(dst.get(), job.compress, false, off, b));
+      off += n;
+      continue;
+    }
+    // What the backing file shows through the still empty range, one cluster at a time.
+    std::span<uint8_t> old(below.data(), b.size());
+    KUMO_TRY(dst->read(off, old));
+    for (uint64_t pos = 0; pos < n;) {
+      const uint64_t len = std::min(cs - (off + pos) % cs, n - pos);
+      const auto piece = b.subspan(static_cast<size_t>(pos), static_cast<size_t>(len));
+      const auto shown = old.subspan(static_cast<size_t>(pos), static_cast<size_t>(len));
+      if (!std::equal(piece.begin(), piece.end(), shown.begin())) {
+        KUMO_TRY(write_piece(dst.get(), job.compress, true, off + pos, piece));
       }
+      pos += len;
     }
     off += n;
   }
@@ -93,31 +149,45 @@ Status do_convert(const std::string& in, const std::string& in_fmt, const std::s
 }  // namespace
 
 int convert_main(int argc, char** argv) {
-  CLI::App app("Copy an image (through its whole backing chain) into a new image.",
+  CLI::App app("Copy an image (through its whole backing chain) into a new image. With -B, "
+               "the new image is a qcow2 overlay over BACKING_FILE that stores only what "
+               "differs from it (ranges that read as zeros where BACKING_FILE has data become "
+               "zero clusters).",
                "img convert");
-  std::string in_fmt, out_fmt = "raw", options, in, out;
-  bool compress = false, quiet = false, progress = false;
-  app.add_option("-f", in_fmt, "input format (default: probe)");
-  app.add_option("-O", out_fmt, "output format: raw or qcow2 (default raw)")
+  ConvertJob job;
+  job.out_fmt = "raw";
+  std::string options, backing, backing_fmt;
+  bool quiet = false, progress = false;
+  app.add_option("-f", job.in_fmt, "input format (default: probe)");
+  app.add_option("-O", job.out_fmt, "output format: raw or qcow2 (default raw)")
       ->check(CLI::IsMember({"raw", "qcow2"}));
-  app.add_flag("-c", compress, "compress the output (qcow2 only)");
+  app.add_flag("-c", job.compress, "compress the output (qcow2 only)");
+  app.add_option("-B", backing,
+                 "backing file of the output (qcow2 only; stored as given, relative names "
+                 "resolve against the output's directory)");
+  app.add_option("-F", backing_fmt, "format of the -B backing file (default: probe)")
+      ->check(CLI::IsMember({"raw", "qcow2"}));
   app.add_option("-o", options, "qcow2 creation options, as for create");
   app.add_flag("-q", quiet, "quiet");
   app.add_flag("-p", progress, "accepted for qemu-img compatibility");
-  app.add_option("input", in, "source image")->required();
-  app.add_option("output", out, "new image")->required();
+  app.add_option("input", job.in, "source image")->required();
+  app.add_option("output", job.out, "new image")->required();
   if (auto rc = parse(app, argc, argv)) {
     return *rc;
   }
-  block::Qcow2CreateOptions o;
-  if (auto st = parse_create_options(options, &o); !st) {
+  if (auto st = parse_create_options(options, &job.create); !st) {
     return fail("convert", st.error());
   }
-  if (!o.backing_file.empty()) {
-    return fail("convert", Error{ErrorKind::kInvalidInput, 0,
-                                 "convert writes a standalone image (no backing_file)"});
+  if (!backing.empty()) {
+    job.create.backing_file = backing;  // -o backing_file=... means the same, as in qemu-img
   }
-  return fail_status("convert", do_convert(in, in_fmt, out, out_fmt, compress, o));
+  if (!backing_fmt.empty()) {
+    job.create.backing_format = backing_fmt;
+  }
+  if (!job.create.backing_format.empty() && job.create.backing_file.empty()) {
+    return fail("convert", Error{ErrorKind::kInvalidInput, 0, "-F needs -B"});
+  }
+  return fail_status("convert", do_convert(job));
 }
 
 int commit_main(int argc, char** argv) {
@@ -201,13 +271,7 @@ int rebase_main(int argc, char** argv) {
       return invalid_input("'{}': only qcow2 images have a backing file", file);
     }
     std::string new_fmt = backing_fmt;
-    std::string resolved = backing;
-    if (!backing.empty() && backing[0] != '/') {
-      const auto slash = file.rfind('/');
-      if (slash != std::string::npos) {
-        resolved = file.substr(0, slash + 1) + backing;
-      }
-    }
+    const std::string resolved = resolve_backing_path(file, backing);
     if (!backing.empty() && new_fmt.empty()) {
       const auto f = KUMO_TRY(block::probe_format(resolved));
       new_fmt = block::image_format_name(f);

@@ -69,6 +69,36 @@ class KumoImg : public ::testing::Test {
     EXPECT_EQ(r.exit_status, 0) << r.err;
     return nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
   }
+  // Runs a shell command in the scratch directory, where relative backing file names resolve.
+  void sh(const std::string& command) const {
+    auto r = run_process({"/bin/sh", "-c", "cd " + dir_ + " && " + command}, 60000);
+    ASSERT_EQ(r.exit_status, 0) << command << ": " << r.out << r.err;
+  }
+  // Bytes `qemu-img map` shows in the image itself (depth 0): as data, and as zero clusters.
+  struct TopLayer {
+    uint64_t data = 0;
+    uint64_t zero = 0;
+  };
+  static TopLayer top_layer(const std::string& image) {
+    TopLayer t;
+    for (const auto& e : json_of(qemu_img({"map", "--output=json", image}))) {
+      if (e.value("depth", -1) == 0 && e.value("present", false)) {
+        (e.value("data", false) ? t.data : t.zero) += e.value("length", 0ULL);
+      }
+    }
+    return t;
+  }
+  // base.qcow2 (16 MiB of 0x01, qemu) <- mid.qcow2 (kumo) <- top.qcow2 (qemu), 64 KiB
+  // clusters. Against the base, top differs at 1M (64 KiB of data), 2M (128 KiB of zeros) and
+  // 4M (4 KiB of data in one cluster); 6M was rewritten with the base's own bytes.
+  void make_overlay_chain() const {
+    sh("qemu-img create -q -f qcow2 base.qcow2 16M");
+    sh("qemu-io -f qcow2 -c 'write -q -P 1 0 16M' base.qcow2");
+    sh(std::string(kKumo) + " img create -q -f qcow2 -b base.qcow2 -F qcow2 mid.qcow2");
+    sh("qemu-io -f qcow2 -c 'write -q -P 2 1M 64k' -c 'write -q -z 2M 128k' mid.qcow2");
+    sh("qemu-img create -q -f qcow2 -b mid.qcow2 -F qcow2 top.qcow2");
+    sh("qemu-io -f qcow2 -c 'write -q -P 3 4M 4k' -c 'write -q -P 1 6M 64k' top.qcow2");
+  }
 
   std::string dir_;
 };
@@ -282,6 +312,79 @@ TEST_F(KumoImg, MisuseExitsTwoNamingTheProblem) {
   const std::string junk = path("junk.bin");
   ASSERT_EQ(img({"create", "-f", "raw", junk, "64K"}).exit_status, 0);
   expect_misuse(img({"info", "-f", "qcow2", junk}), "junk.bin");
+}
+
+TEST_F(KumoImg, ConvertWithBackingWritesOnlyWhatDiffersFromIt) {
+  make_overlay_chain();
+  const std::string out = path("new.qcow2");
+  auto r = img({"convert", "-O", "qcow2", "-B", "base.qcow2", "-F", "qcow2", path("top.qcow2"),
+                out});
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  expect_qemu_check_clean(out);
+  EXPECT_EQ(qemu_compare(path("top.qcow2"), out), 0);
+  auto info = json_of(qemu_img({"info", "--output=json", out}));
+  EXPECT_EQ(info.value("backing-filename", ""), "base.qcow2");
+  EXPECT_EQ(info.value("backing-filename-format", ""), "qcow2");
+  const TopLayer t = top_layer(out);
+  EXPECT_EQ(t.data, 2U * 65536);  // the clusters at 1M and 4M
+  EXPECT_EQ(t.zero, 2U * 65536);  // 2M+128K, zeros over the base's 0x01 bytes
+}
+
+TEST_F(KumoImg, ConvertWithBackingComparesAFlatSourceByContent) {
+  make_overlay_chain();
+  const std::string flat = path("flat.raw");
+  const std::string out = path("new.qcow2");
+  ASSERT_EQ(qemu_img({"convert", "-O", "raw", path("top.qcow2"), flat}).exit_status, 0);
+  auto r = img({"convert", "-f", "raw", "-O", "qcow2", "-B", "base.qcow2", flat, out});
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  expect_qemu_check_clean(out);
+  EXPECT_EQ(qemu_compare(flat, out), 0);
+  const TopLayer t = top_layer(out);
+  EXPECT_EQ(t.data, 2U * 65536);
+  EXPECT_EQ(t.zero, 2U * 65536);
+}
+
+TEST_F(KumoImg, ConvertWithBackingHonoursCompatCompressionAndClusterSize) {
+  make_overlay_chain();
+  const std::string top = path("top.qcow2");
+  // Version 2 has no zero clusters: the zeros are written as data.
+  const std::string v2 = path("v2.qcow2");
+  ASSERT_EQ(img({"convert", "-O", "qcow2", "-o", "compat=0.10", "-B", "base.qcow2", top, v2})
+                .exit_status,
+            0);
+  expect_qemu_check_clean(v2);
+  EXPECT_EQ(qemu_compare(top, v2), 0);
+  EXPECT_EQ(top_layer(v2).data, 4U * 65536);
+  const std::string packed = path("c.qcow2");
+  ASSERT_EQ(img({"convert", "-c", "-O", "qcow2", "-B", "base.qcow2", top, packed}).exit_status,
+            0);
+  expect_qemu_check_clean(packed);
+  EXPECT_EQ(qemu_compare(top, packed), 0);
+  // 4 KiB clusters: only the 4 KiB written at 4M differ inside their 64 KiB source cluster.
+  const std::string small = path("s.qcow2");
+  ASSERT_EQ(img({"convert", "-O", "qcow2", "-o", "cluster_size=4k", "-B", "base.qcow2", top,
+                 small})
+                .exit_status,
+            0);
+  expect_qemu_check_clean(small);
+  EXPECT_EQ(qemu_compare(top, small), 0);
+  EXPECT_EQ(top_layer(small).data, 65536U + 4096);
+}
+
+TEST_F(KumoImg, ConvertWithBackingMisuseExitsTwoAndCreatesNothing) {
+  make_overlay_chain();
+  const std::string top = path("top.qcow2");
+  expect_misuse(img({"convert", "-O", "raw", "-B", "base.qcow2", top, path("out.raw")}),
+                "-B needs -O qcow2");
+  EXPECT_FALSE(fs::exists(path("out.raw")));
+  expect_misuse(img({"convert", "-O", "qcow2", "-F", "qcow2", top, path("out.qcow2")}),
+                "-F needs -B");
+  expect_misuse(img({"convert", "-O", "qcow2", "-B", "missing.qcow2", top, path("out.qcow2")}),
+                "missing.qcow2");
+  EXPECT_FALSE(fs::exists(path("out.qcow2")));
+  auto help = img({"convert", "--help"});
+  EXPECT_NE(help.out.find("-B"), std::string::npos) << help.out;
+  EXPECT_NE(help.out.find("-F"), std::string::npos) << help.out;
 }
 
 }  // namespace
