@@ -565,7 +565,7 @@ constexpr SubVerb kSubVerbs[] = {
     {"snapshot", snapshot_main, "list, create, apply or delete internal snapshots"},
     {"convert", convert_main,
      "copy an image into a new one (raw or qcow2; -c compresses, -B makes an overlay)"},
-    {"commit", commit_main, "write an overlay's data into its backing file"},
+    {"commit", commit_main, "write an overlay's data into its backing file (or -b BASE)"},
     {"rebase", rebase_main, "change an image's backing file"},
     {"resize", resize_main, "change an image's virtual size"},
     {"map", map_main, "show where each range of the disk comes from"},

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "block/qcow2/qcow2_image.h"
+#include "block/raw_file.h"
 #include "cli/img_common.h"
 #include "cli/img_verbs.h"
 
@@ -191,51 +192,67 @@ int convert_main(int argc, char** argv) {
 }
 
 int commit_main(int argc, char** argv) {
-  CLI::App app("Write the data of an overlay into its backing file; then empty the overlay "
-               "(unless -d).",
+  CLI::App app("Write the data of an image into an image below it in its backing chain "
+               "(default: its backing file), then empty the image (unless -d). With -b BASE, "
+               "every image above BASE is committed and, as in qemu-img, -d is implied: the "
+               "top image still reads the same, images between it and BASE may not.",
                "img commit");
-  std::string format, file;
+  std::string format, base_name, file;
   bool keep = false, quiet = false, progress = false;
   app.add_option("-f", format, "image format (default: probe)");
-  app.add_flag("-d", keep, "do not empty the overlay afterwards");
+  app.add_option("-b", base_name, "the image of the backing chain to commit into");
+  app.add_flag("-d", keep, "do not empty the image afterwards");
   app.add_flag("-q", quiet, "quiet");
   app.add_flag("-p", progress, "accepted for qemu-img compatibility");
-  app.add_option("filename", file, "overlay image")->required();
+  app.add_option("filename", file, "top image")->required();
   if (auto rc = parse(app, argc, argv)) {
     return *rc;
   }
+  const bool empty_top = !keep && base_name.empty();
   auto run = [&]() -> Status {
-    auto top = KUMO_TRY(open_image(file, format, false));
-    auto* q = dynamic_cast<block::Qcow2Image*>(top.get());
-    if (q == nullptr || q->backing() == nullptr) {
+    auto top = KUMO_TRY(open_image(file, format, !empty_top));
+    if (top->backing() == nullptr) {
       return invalid_input("'{}' has no backing file to commit into", file);
     }
-    const std::string base_path = q->backing_full_path();
-    auto base = KUMO_TRY(open_image(base_path, std::string(q->backing()->format_name()), false));
+    const std::vector<std::string> paths = chain_paths(top.get(), file);
+    int depth = 1;
+    if (!base_name.empty()) {
+      // As qemu-img: BASE as given, or as a backing file name relative to the top image.
+      depth = find_layer(paths, base_name);
+      if (depth < 0) {
+        depth = find_layer(paths, resolve_backing_path(file, base_name));
+      }
+      if (depth <= 0) {
+        return invalid_input("did not find '{}' in the backing chain of '{}'", base_name, file);
+      }
+    }
+    block::BlockBackend* below = chain_layer(top.get(), depth);
+    const std::string& base_path = paths[static_cast<size_t>(depth)];
+    auto base = KUMO_TRY(open_image(base_path, std::string(below->format_name()), false));
     if (base->size_bytes() < top->size_bytes()) {
       if (auto* bq = dynamic_cast<block::Qcow2Image*>(base.get())) {
         KUMO_TRY(bq->resize(top->size_bytes(), false));
-      } else {
-        return invalid_input("backing file '{}' is smaller than the overlay", base_path);
+      } else if (auto* br = dynamic_cast<block::RawFile*>(base.get())) {
+        KUMO_TRY(br->resize(top->size_bytes()));
       }
     }
+    // Every range a layer above the base defines goes down as the top image shows it.
     std::vector<uint8_t> buf(kChunk);
     for (uint64_t off = 0; off < top->size_bytes();) {
       const uint64_t len = std::min(kChunk, top->size_bytes() - off);
-      const block::BlockStatus s = KUMO_TRY(top->block_status(off, len));
-      if (s.allocated) {
-        if (s.zero) {
-          KUMO_TRY(base->write_zeroes(off, s.len_bytes));
-        } else {
-          std::span<uint8_t> b(buf.data(), static_cast<size_t>(s.len_bytes));
-          KUMO_TRY(top->read(off, b));
-          KUMO_TRY(base->write(off, b));
-        }
+      const ChainStatus c = KUMO_TRY(chain_status(top.get(), below, off, len));
+      if (c.reads_zero()) {
+        KUMO_TRY(base->write_zeroes(off, c.len_bytes));
+      } else if (c.defined()) {
+        std::span<uint8_t> b(buf.data(), static_cast<size_t>(c.len_bytes));
+        KUMO_TRY(top->read(off, b));
+        KUMO_TRY(base->write(off, b));
       }
-      off += s.len_bytes;
+      off += c.len_bytes;
     }
     KUMO_TRY(base->close());
-    if (!keep) {
+    if (empty_top) {
+      auto* q = dynamic_cast<block::Qcow2Image*>(top.get());
       KUMO_TRY(q->make_empty());
     }
     KUMO_TRY(top->close());

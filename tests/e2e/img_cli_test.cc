@@ -70,8 +70,11 @@ class KumoImg : public ::testing::Test {
     return nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
   }
   // Runs a shell command in the scratch directory, where relative backing file names resolve.
+  [[nodiscard]] ProcessResult in_dir(const std::string& command) const {
+    return run_process({"/bin/sh", "-c", "cd " + dir_ + " && " + command}, 60000);
+  }
   void sh(const std::string& command) const {
-    auto r = run_process({"/bin/sh", "-c", "cd " + dir_ + " && " + command}, 60000);
+    auto r = in_dir(command);
     ASSERT_EQ(r.exit_status, 0) << command << ": " << r.out << r.err;
   }
   // Bytes `qemu-img map` shows in the image itself (depth 0): as data, and as zero clusters.
@@ -98,6 +101,23 @@ class KumoImg : public ::testing::Test {
     sh("qemu-io -f qcow2 -c 'write -q -P 2 1M 64k' -c 'write -q -z 2M 128k' mid.qcow2");
     sh("qemu-img create -q -f qcow2 -b mid.qcow2 -F qcow2 top.qcow2");
     sh("qemu-io -f qcow2 -c 'write -q -P 3 4M 4k' -c 'write -q -P 1 6M 64k' top.qcow2");
+  }
+  // raw.raw (8 MiB of 0x11) <- q1.qcow2 (qemu) <- q2.qcow2 (kumo, 4 KiB clusters) <- q3.qcow2
+  // (qemu, 12 MiB: larger than the base), with data, zeros and partial-cluster writes at every
+  // level; before.raw is what q3 shows, oracle/ a copy of the chain for qemu-img to work on.
+  void make_mixed_chain() const {
+    sh("head -c 8M /dev/zero | tr '\\000' '\\021' > raw.raw");
+    sh("qemu-img create -q -f qcow2 -b raw.raw -F raw q1.qcow2 8M");
+    sh("qemu-io -f qcow2 -c 'write -q -P 0x31 0 128k' -c 'write -q -z 3M 64k' q1.qcow2");
+    sh(std::string(kKumo) +
+       " img create -q -f qcow2 -o cluster_size=4k -b q1.qcow2 -F qcow2 q2.qcow2");
+    sh("qemu-io -f qcow2 -c 'write -q -P 0x32 64k 8k' -c 'write -q -z 5M 4k' "
+       "-c 'write -q -P 0x33 3M 1k' q2.qcow2");
+    sh("qemu-img create -q -f qcow2 -b q2.qcow2 -F qcow2 q3.qcow2 12M");
+    sh("qemu-io -f qcow2 -c 'write -q -P 0x34 100k 3k' -c 'write -q -z 6M 1M' "
+       "-c 'write -q -P 0x35 10M 64k' q3.qcow2");
+    sh("qemu-img convert -O raw q3.qcow2 before.raw && cp raw.raw raw-before.raw");
+    sh("mkdir oracle && cp raw.raw q1.qcow2 q2.qcow2 q3.qcow2 oracle/");
   }
 
   std::string dir_;
@@ -385,6 +405,62 @@ TEST_F(KumoImg, ConvertWithBackingMisuseExitsTwoAndCreatesNothing) {
   auto help = img({"convert", "--help"});
   EXPECT_NE(help.out.find("-B"), std::string::npos) << help.out;
   EXPECT_NE(help.out.find("-F"), std::string::npos) << help.out;
+}
+
+TEST_F(KumoImg, CommitIntoADeeperBaseMatchesQemuAndLeavesTheTopReadingTheSame) {
+  make_mixed_chain();
+  auto r = in_dir(std::string(kKumo) + " img commit -b raw.raw q3.qcow2");
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_NE(r.out.find("Image committed."), std::string::npos) << r.out;
+  sh("cd oracle && qemu-img commit -q -b raw.raw q3.qcow2");
+  // The base holds what the top showed, as qemu-img's commit leaves it, grown to 12 MiB.
+  EXPECT_EQ(qemu_compare(path("raw.raw"), path("before.raw")), 0);
+  EXPECT_EQ(qemu_compare(path("raw.raw"), path("oracle/raw.raw")), 0);
+  EXPECT_EQ(fs::file_size(path("raw.raw")), 12U << 20);
+  // -b implies -d: the top keeps its data and still reads the same.
+  EXPECT_EQ(qemu_compare(path("q3.qcow2"), path("before.raw")), 0);
+  EXPECT_GT(top_layer(path("q3.qcow2")).data, 0U);
+  for (const char* image : {"q1.qcow2", "q2.qcow2", "q3.qcow2"}) {
+    expect_qemu_check_clean(path(image));
+  }
+}
+
+TEST_F(KumoImg, CommitIntoAMiddleLayerFillsItAndLeavesTheLayersBelowAlone) {
+  make_mixed_chain();
+  // BASE named by its absolute path, from another directory.
+  auto r = img({"commit", "-q", "-b", path("q1.qcow2"), path("q3.qcow2")});
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  sh("cd oracle && qemu-img commit -q -b q1.qcow2 q3.qcow2");
+  expect_qemu_check_clean(path("q1.qcow2"));
+  expect_qemu_check_clean(path("q3.qcow2"));
+  EXPECT_EQ(qemu_compare(path("q1.qcow2"), path("before.raw")), 0);
+  EXPECT_EQ(qemu_compare(path("q1.qcow2"), path("oracle/q1.qcow2")), 0);
+  EXPECT_EQ(qemu_compare(path("q3.qcow2"), path("before.raw")), 0);
+  EXPECT_EQ(qemu_compare(path("raw.raw"), path("raw-before.raw")), 0);
+}
+
+TEST_F(KumoImg, CommitWithoutBaseEmptiesTheTopLikeQemu) {
+  make_mixed_chain();
+  ASSERT_EQ(img({"commit", "-q", path("q3.qcow2")}).exit_status, 0);
+  sh("cd oracle && qemu-img commit -q q3.qcow2");
+  EXPECT_EQ(qemu_compare(path("q2.qcow2"), path("oracle/q2.qcow2")), 0);
+  EXPECT_EQ(qemu_compare(path("q3.qcow2"), path("before.raw")), 0);
+  EXPECT_EQ(top_layer(path("q3.qcow2")).data, 0U);
+  expect_qemu_check_clean(path("q2.qcow2"));
+  expect_qemu_check_clean(path("q3.qcow2"));
+}
+
+TEST_F(KumoImg, CommitIntoAnImageOutsideTheChainIsMisuse) {
+  make_mixed_chain();
+  sh("qemu-img create -q -f qcow2 other.qcow2 8M");
+  for (const char* base : {"other.qcow2", "missing.qcow2", "q3.qcow2"}) {
+    expect_misuse(in_dir(std::string(kKumo) + " img commit -b " + base + " q3.qcow2"),
+                  "did not find");
+  }
+  EXPECT_EQ(qemu_compare(path("q3.qcow2"), path("before.raw")), 0);
+  EXPECT_EQ(qemu_compare(path("raw.raw"), path("raw-before.raw")), 0);
+  auto help = img({"commit", "--help"});
+  EXPECT_NE(help.out.find("-b"), std::string::npos) << help.out;
 }
 
 }  // namespace
