@@ -32,7 +32,8 @@ int create_main(int argc, char** argv) {
   app.add_option("-F", backing_fmt, "backing file format: raw or qcow2");
   app.add_option("-o", options,
                  "qcow2 options: cluster_size, compat (0.10|1.1), refcount_bits, "
-                 "lazy_refcounts, compression_type (zlib|zstd)");
+                 "lazy_refcounts, compression_type (zlib|zstd), extended_l2 (on: 32 "
+                 "subclusters per cluster, 16 KiB clusters or larger)");
   app.add_flag("-q", quiet, "quiet");
   app.add_option("filename", file, "image to create")->required();
   app.add_option("size", size_text, "virtual size");

@@ -97,11 +97,7 @@ Status parse_create_options(const std::string& text, block::Qcow2CreateOptions* 
     } else if (key == "backing_fmt") {
       out->backing_format = value;
     } else if (key == "extended_l2") {
-      bool on = false;
-      KUMO_TRY(on_off(&on));
-      if (on) {
-        return invalid_input("extended_l2=on: kumo reads such images but does not create them");
-      }
+      KUMO_TRY(on_off(&out->extended_l2));
     } else if (key == "preallocation") {
       if (value != "off") {
         return invalid_input("preallocation={} is not supported (only off)", value);

@@ -26,7 +26,7 @@ int fail_status(const std::string& verb, const Status& status);
     bool open_backing = true);
 
 // Parses "key=value,key=value" qcow2 creation options (cluster_size, compat, refcount_bits,
-// lazy_refcounts, compression_type, backing_file, backing_fmt) into `out`.
+// lazy_refcounts, compression_type, extended_l2, backing_file, backing_fmt) into `out`.
 [[nodiscard]] Status parse_create_options(const std::string& text,
                                           block::Qcow2CreateOptions* out);
 

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "block/qcow2/format.h"
 #include "block/qcow2/qcow2_image.h"
 #include "block/raw_file.h"
 #include "cli/img_common.h"
@@ -99,6 +100,10 @@ Status do_convert(const ConvertJob& job) {
   auto* q = dynamic_cast<block::Qcow2Image*>(dst.get());
   const uint64_t cs = q != nullptr ? q->cluster_size() : kChunk;
   const uint64_t unit = job.compress ? cs : std::max(cs, kChunk);
+  // Over a backing file, pieces are compared (and written) per cluster, or per subcluster
+  // where the output has them and -c does not ask for whole clusters.
+  const bool subclusters = q != nullptr && q->header().extended_l2() && !job.compress;
+  const uint64_t grain = subclusters ? cs / block::qcow2::kSubclustersPerCluster : cs;
   std::vector<uint8_t> buf(unit), below(unit);
   const uint64_t size = src->size_bytes();
   for (uint64_t off = 0; off < size && same != src.get();) {
@@ -130,11 +135,11 @@ Status do_convert(const ConvertJob& job) {
       off += n;
       continue;
     }
-    // What the backing file shows through the still empty range, one cluster at a time.
+    // What the backing file shows through the still empty range, one grain at a time.
     std::span<uint8_t> old(below.data(), b.size());
     KUMO_TRY(dst->read(off, old));
     for (uint64_t pos = 0; pos < n;) {
-      const uint64_t len = std::min(cs - (off + pos) % cs, n - pos);
+      const uint64_t len = std::min(grain - (off + pos) % grain, n - pos);
       const auto piece = b.subspan(static_cast<size_t>(pos), static_cast<size_t>(len));
       const auto shown = old.subspan(static_cast<size_t>(pos), static_cast<size_t>(len));
       if (!std::equal(piece.begin(), piece.end(), shown.begin())) {

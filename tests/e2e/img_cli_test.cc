@@ -463,5 +463,30 @@ TEST_F(KumoImg, CommitIntoAnImageOutsideTheChainIsMisuse) {
   EXPECT_NE(help.out.find("-b"), std::string::npos) << help.out;
 }
 
+TEST_F(KumoImg, CreateAndConvertMakeImagesWithSubclusters) {
+  make_overlay_chain();
+  EXPECT_NE(img({"create", "--help"}).out.find("extended_l2"), std::string::npos);
+  const std::string sub = path("sub.qcow2");
+  ASSERT_EQ(img({"create", "-q", "-f", "qcow2", "-o", "extended_l2=on", sub, "16M"}).exit_status,
+            0);
+  auto info = json_of(qemu_img({"info", "--output=json", sub}));
+  EXPECT_EQ(info["format-specific"]["data"].value("extended-l2", false), true) << info.dump();
+  expect_qemu_check_clean(sub);
+  // Over the base, the 4 KiB that differ at 4M take two 2 KiB subclusters of their cluster.
+  const std::string out = path("new.qcow2");
+  auto r = img({"convert", "-O", "qcow2", "-o", "extended_l2=on", "-B", "base.qcow2",
+                path("top.qcow2"), out});
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  expect_qemu_check_clean(out);
+  EXPECT_EQ(qemu_compare(path("top.qcow2"), out), 0);
+  EXPECT_EQ(top_layer(out).data, 65536U + 4096);
+  expect_misuse(img({"create", "-f", "qcow2", "-o", "extended_l2=on,cluster_size=8k",
+                     path("bad.qcow2"), "16M"}),
+                "16 KiB");
+  expect_misuse(img({"create", "-f", "qcow2", "-o", "extended_l2=on,compat=0.10",
+                     path("bad.qcow2"), "16M"}),
+                "compat=1.1");
+}
+
 }  // namespace
 }  // namespace kumo::test

@@ -46,13 +46,17 @@ struct Model {
   std::vector<uint8_t> base;  // the backing file's content ("" if none)
 };
 
-// One seeded sequence of kumo operations; returns a failure description or "".
-std::string run_kumo_sequence(uint32_t seed, const ScratchDir& dir) {
+// One seeded sequence of kumo operations; returns a failure description or "". With
+// extended L2 entries, clusters are 16 KiB to 2 MiB, half the writes are a few subclusters
+// long and discards cover whole subclusters.
+std::string run_kumo_sequence(uint32_t seed, const ScratchDir& dir, bool extended_l2 = false) {
   std::mt19937_64 rng(seed);
   auto pick = [&](uint64_t n) { return n == 0 ? 0 : rng() % n; };
   const uint32_t cluster_sizes[] = {512, 4096, 65536, 65536, 2 << 20};
-  const uint32_t cs = cluster_sizes[pick(5)];
-  const uint32_t version = pick(4) == 0 ? 2 : 3;
+  const uint32_t ext_cluster_sizes[] = {16384, 65536, 131072, 65536, 2 << 20};
+  const uint32_t cs = (extended_l2 ? ext_cluster_sizes : cluster_sizes)[pick(5)];
+  const uint32_t sc = extended_l2 ? cs / 32 : cs;  // the unit of allocation and discard
+  const uint32_t version = pick(4) == 0 && !extended_l2 ? 2 : 3;
   const uint32_t widths[] = {1, 2, 4, 8, 16, 16, 32, 64};
   const uint32_t bits = version == 2 ? 16 : widths[pick(8)];
   const bool with_backing = pick(2) == 0;
@@ -60,8 +64,8 @@ std::string run_kumo_sequence(uint32_t seed, const ScratchDir& dir) {
   uint64_t size = (4 + pick(28)) << 20;
   const std::string img = dir.file(fmt::format("k{}.qcow2", seed));
   const std::string base = dir.file(fmt::format("k{}-base.raw", seed));
-  const std::string ctx = fmt::format("seed={} cs={} v{} bits={} backing={} lazy={}", seed, cs,
-                                      version, bits, with_backing, lazy);
+  const std::string ctx = fmt::format("seed={} cs={} v{} bits={} backing={} lazy={} ext_l2={}",
+                                      seed, cs, version, bits, with_backing, lazy, extended_l2);
   Model m;
   m.data.assign(size, 0);
   Qcow2CreateOptions co;
@@ -70,6 +74,7 @@ std::string run_kumo_sequence(uint32_t seed, const ScratchDir& dir) {
   co.version = version;
   co.refcount_bits = bits;
   co.lazy_refcounts = lazy;
+  co.extended_l2 = extended_l2;
   if (with_backing) {
     m.base.resize(size - (pick(2) << 20));  // sometimes shorter than the overlay
     for (size_t i = 0; i < m.base.size(); i += 4096) {
@@ -90,7 +95,8 @@ std::string run_kumo_sequence(uint32_t seed, const ScratchDir& dir) {
     const uint64_t kind = pick(100);
     const std::string where = fmt::format("{} op {}", ctx, op);
     if (kind < 45) {
-      const uint64_t len = 1 + pick(std::min<uint64_t>(size, 300000));
+      const uint64_t max_len = extended_l2 && pick(2) == 0 ? 3 * sc : 300000;
+      const uint64_t len = 1 + pick(std::min<uint64_t>(size, max_len));
       const uint64_t off = pick(size - len + 1);
       std::vector<uint8_t> buf(len);
       const auto v = static_cast<uint8_t>(rng());
@@ -109,17 +115,19 @@ std::string run_kumo_sequence(uint32_t seed, const ScratchDir& dir) {
       }
       std::memset(m.data.data() + off, 0, len);
     } else if (kind < 65) {
-      // Whole clusters only: partial discards are advisory.
-      const uint64_t c0 = pick(size / cs);
-      const uint64_t n = 1 + pick(std::min<uint64_t>(size / cs - c0, 64));
-      if (auto st = q->discard(c0 * cs, n * cs); !st) {
+      // Whole clusters (subclusters) only: partial discards are advisory.
+      const uint64_t c0 = pick(size / sc);
+      const uint64_t n = 1 + pick(std::min<uint64_t>(size / sc - c0, 64));
+      if (auto st = q->discard(c0 * sc, n * sc); !st) {
         return where + " discard: " + st.error().to_string();
       }
-      for (uint64_t i = c0 * cs; i < (c0 + n) * cs; ++i) {
+      for (uint64_t i = c0 * sc; i < (c0 + n) * sc; ++i) {
         const bool shows_base = version == 2 && with_backing;
         m.data[i] = shows_base && i < m.base.size() ? m.base[i] : 0;
       }
-    } else if (kind < 72 && version == 3 && bits > 1) {
+    } else if (kind < 72 && version == 3 && (bits >= 8 || snaps.size() + 3 < (1u << bits))) {
+      // (Each snapshot adds a reference to every cluster, and applying one another for a
+      // while: at most 2^bits - 1 in all.)
       const std::string name = fmt::format("s{}", op);
       if (auto st = q->snapshot_create(name); !st) {
         return where + " snapshot -c: " + st.error().to_string();
@@ -140,8 +148,9 @@ std::string run_kumo_sequence(uint32_t seed, const ScratchDir& dir) {
       snaps.erase(snaps.begin() + static_cast<long>(i));
     } else if (kind < 85 && snaps.empty()) {
       const bool grow = pick(3) != 0;
+      const uint64_t half = size / 1024 * 512;  // whole sectors: qemu rounds sizes down to them
       const uint64_t new_size =
-          grow ? size + (1 + pick(8)) * 512 * 1024 : std::max<uint64_t>(size / 2 + 512, 1 << 20);
+          grow ? size + (1 + pick(8)) * 512 * 1024 : std::max<uint64_t>(half + 512, 1 << 20);
       if (auto st = q->resize(new_size, true); !st) {
         return where + " resize: " + st.error().to_string();
       }
@@ -187,6 +196,15 @@ TEST(Qcow2Conformance, KumoRandomSequencesPassQemuCheckAndCompare) {
   for (uint32_t seed = 1; seed <= 12; ++seed) {
     const std::string failure = run_kumo_sequence(seed, dir);
     EXPECT_EQ(failure, "") << "reproduce with seed " << seed;
+  }
+}
+
+TEST(Qcow2Conformance, KumoRandomSequencesWithSubclustersPassQemuCheckAndCompare) {
+  REQUIRE_QEMU();
+  ScratchDir dir;
+  for (uint32_t seed = 1; seed <= 24; ++seed) {
+    const std::string failure = run_kumo_sequence(seed, dir, true);
+    EXPECT_EQ(failure, "") << "reproduce with seed " << seed << " (extended L2)";
   }
 }
 
@@ -265,19 +283,26 @@ std::string run_qemu_sequence(uint32_t seed, const ScratchDir& dir) {
   if (read_all(**qc) != model) {
     return ctx + ": kumo reads of compressed clusters differ";
   }
-  if (!ext_l2) {
-    // And kumo can keep writing the qemu-made image, which stays check-clean.
-    auto w = Qcow2Image::open(img, {});
-    if (!w) {
-      return ctx + " kumo open rw: " + w.error().to_string();
-    }
-    std::vector<uint8_t> buf(100000, 0x42);
-    if (!(*w)->write(cs / 2, buf) || !(*w)->close()) {
-      return ctx + " kumo write into qemu image failed";
-    }
-    if (std::string chk = check_clean(img); !chk.empty()) {
-      return ctx + " qemu-img check after kumo write:\n" + chk;
-    }
+  // And kumo can keep writing the qemu-made image, which stays check-clean.
+  auto w = Qcow2Image::open(img, {});
+  if (!w) {
+    return ctx + " kumo open rw: " + w.error().to_string();
+  }
+  std::vector<uint8_t> buf(100000, 0x42);
+  if (!(*w)->write(cs / 2, buf) || !(*w)->write_zeroes(cs * 3 + 1000, cs) ||
+      !(*w)->close()) {
+    return ctx + " kumo write into qemu image failed";
+  }
+  std::memcpy(model.data() + cs / 2, buf.data(), buf.size());
+  std::memset(model.data() + cs * 3 + 1000, 0, cs);
+  if (std::string chk = check_clean(img); !chk.empty()) {
+    return ctx + " qemu-img check after kumo write:\n" + chk;
+  }
+  const std::string ref = dir.file(fmt::format("q{}-ref.raw", seed));
+  write_raw(ref, model);
+  c = run_command("qemu-img compare -F raw " + img + " " + ref);
+  if (c.exit_code != 0) {
+    return ctx + " qemu-img compare after kumo write: " + c.output;
   }
   return "";
 }
@@ -287,6 +312,114 @@ TEST(Qcow2Conformance, QemuWrittenImagesReadIdenticallyThroughKumo) {
   ScratchDir dir;
   for (uint32_t seed = 100; seed < 110; ++seed) {
     const std::string failure = run_qemu_sequence(seed, dir);
+    EXPECT_EQ(failure, "") << "reproduce with seed " << seed;
+  }
+}
+
+// Subcluster images change hands: qemu-img creates an extended-L2 overlay over a raw base,
+// then kumo and qemu-io take turns writing, zeroing and discarding in it; after every turn
+// `qemu-img check` is clean and `qemu-img compare` matches the model.
+std::string run_subcluster_handover(uint32_t seed, const ScratchDir& dir) {
+  std::mt19937_64 rng(seed);
+  auto pick = [&](uint64_t n) { return n == 0 ? 0 : rng() % n; };
+  const uint64_t cs = pick(2) == 0 ? 65536 : 32768;
+  const uint64_t sc = cs / 32;
+  const uint64_t size = 8 << 20;
+  const std::string img = dir.file(fmt::format("h{}.qcow2", seed));
+  const std::string base = dir.file(fmt::format("h{}-base.raw", seed));
+  const std::string ref = dir.file(fmt::format("h{}-ref.raw", seed));
+  const std::string ctx = fmt::format("seed={} cs={}", seed, cs);
+  std::vector<uint8_t> model(size);
+  for (size_t i = 0; i < size; i += 512) {
+    std::memset(model.data() + i, static_cast<int>(i / 512 % 253 + 1), 512);
+  }
+  write_raw(base, model);
+  auto c = run_command(fmt::format(
+      "qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size={} -b {} -F raw {}", cs,
+      base, img));
+  if (c.exit_code != 0) {
+    return ctx + " create: " + c.output;
+  }
+  for (int turn = 0; turn < 6; ++turn) {
+    const std::string where = fmt::format("{} turn {}", ctx, turn);
+    if (turn % 2 == 0) {
+      auto q = Qcow2Image::open(img, {});
+      if (!q) {
+        return where + " kumo open: " + q.error().to_string();
+      }
+      for (int op = 0; op < 40; ++op) {
+        const uint64_t kind = pick(10);
+        const uint64_t len = 1 + pick(kind < 3 ? 3 * sc : 5 * cs);
+        const uint64_t off = pick(size - len + 1);
+        Status st;
+        if (kind < 6) {
+          std::vector<uint8_t> buf(len, static_cast<uint8_t>(1 + pick(250)));
+          st = (*q)->write(off, buf);
+          std::memcpy(model.data() + off, buf.data(), len);
+        } else if (kind < 8) {
+          st = (*q)->write_zeroes(off, len);
+          std::memset(model.data() + off, 0, len);
+        } else {
+          const uint64_t first = off / sc;
+          const uint64_t n = 1 + len / sc;
+          st = (*q)->discard(first * sc, std::min(n * sc, size - first * sc));
+          std::memset(model.data() + first * sc, 0, std::min(n * sc, size - first * sc));
+        }
+        if (!st) {
+          return fmt::format("{} op {}: {}", where, op, st.error().to_string());
+        }
+      }
+      if (auto st = (*q)->close(); !st) {
+        return where + " close: " + st.error().to_string();
+      }
+    } else {
+      std::string cmds;
+      for (int op = 0; op < 40; ++op) {
+        const uint64_t kind = pick(10);
+        if (kind < 8) {
+          const uint64_t len = (1 + pick(kind < 4 ? 8 : 256)) * 512;
+          const uint64_t off = pick((size - len) / 512 + 1) * 512;
+          if (kind < 6) {
+            const auto v = static_cast<uint8_t>(1 + pick(250));
+            cmds += fmt::format(" -c 'write -q -P {} {} {}'", v, off, len);
+            std::memset(model.data() + off, v, len);
+          } else {
+            cmds += fmt::format(" -c 'write -q -z {} {}'", off, len);
+            std::memset(model.data() + off, 0, len);
+          }
+        } else {
+          const uint64_t c0 = pick(size / cs);
+          const uint64_t n = 1 + pick(std::min<uint64_t>(size / cs - c0, 4));
+          cmds += fmt::format(" -c 'discard -q {} {}'", c0 * cs, n * cs);
+          std::memset(model.data() + c0 * cs, 0, n * cs);
+        }
+      }
+      c = run_command("qemu-io -f qcow2" + cmds + " " + img);
+      if (c.exit_code != 0) {
+        return where + " qemu-io: " + c.output;
+      }
+    }
+    if (std::string chk = check_clean(img); !chk.empty()) {
+      return where + " qemu-img check:\n" + chk;
+    }
+    write_raw(ref, model);
+    c = run_command("qemu-img compare -F raw " + img + " " + ref);
+    if (c.exit_code != 0) {
+      return where + " qemu-img compare: " + c.output;
+    }
+  }
+  auto q = Qcow2Image::open(img, {.read_only = true});
+  if (!q) {
+    return ctx + " kumo open: " + q.error().to_string();
+  }
+  return read_all(**q) == model ? "" : ctx + ": kumo reads differ from the model";
+}
+
+TEST(Qcow2Conformance, SubclusterImagesChangeHandsBetweenKumoAndQemu) {
+  REQUIRE_QEMU();
+  ScratchDir dir;
+  for (uint32_t seed = 200; seed < 208; ++seed) {
+    const std::string failure = run_subcluster_handover(seed, dir);
     EXPECT_EQ(failure, "") << "reproduce with seed " << seed;
   }
 }

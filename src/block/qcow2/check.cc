@@ -58,6 +58,23 @@ Status Qcow2Image::count_references(std::vector<uint64_t>* refs, bool include_re
       KUMO_TRY(file_.pread_full(off, table));
       for (uint64_t j = 0; j < header_.l2_entries(); ++j) {
         const uint64_t w = load_be64(table.data() + j * eb);
+        if (header_.extended_l2() && report != nullptr) {
+          // "Extended L2 Entries": no bitmap for compressed clusters; a subcluster is never
+          // both allocated and zero; allocated subclusters need a host cluster.
+          const uint64_t bitmap = load_be64(table.data() + j * eb + 8);
+          const uint64_t alloc = bitmap & kBitmapAllocMask;
+          const bool bad = (w & kOflagCompressed) != 0
+                               ? bitmap != 0
+                               : (alloc & (bitmap >> kBitmapZeroShift)) != 0 ||
+                                     (alloc != 0 && (w & kL2OffsetMask) == 0);
+          if (bad) {
+            ++report->corruptions;
+            report->messages.push_back(fmt::format(
+                "ERROR L2 entry {:#x} (L1 index {}, entry {}) has a corrupt subcluster "
+                "allocation bitmap {:#x}",
+                w, i, j, bitmap));
+          }
+        }
         if ((w & kOflagCompressed) != 0) {
           const uint64_t coff = w & ((uint64_t{1} << x) - 1);
           const uint64_t sectors = ((w & ~kOflagCopied & ~kOflagCompressed) >> x) + 1;

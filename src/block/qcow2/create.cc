@@ -38,6 +38,10 @@ Status create_qcow2(const std::string& path, const Qcow2CreateOptions& o) {
   if (o.compression_type > 1 || (o.compression_type != 0 && o.version == 2)) {
     return invalid_input("zstd compression needs compat=1.1 (version 3)");
   }
+  if (o.extended_l2 && (o.version != 3 || cs32 < 16384)) {
+    return invalid_input("extended L2 entries need compat=1.1 (version 3) and a cluster size of "
+                         "at least 16 KiB");
+  }
   if (o.size_bytes > kMaxVirtualSize) {
     return invalid_input("size {} is too large", o.size_bytes);
   }
@@ -53,6 +57,9 @@ Status create_qcow2(const std::string& path, const Qcow2CreateOptions& o) {
   h.compression_type = o.compression_type;
   if (o.compression_type != 0) {
     h.incompatible_features |= kIncompatCompression;
+  }
+  if (o.extended_l2) {
+    h.incompatible_features |= kIncompatExtendedL2;
   }
   h.backing_file = o.backing_file;
   h.backing_format = o.backing_file.empty() ? "" : o.backing_format;

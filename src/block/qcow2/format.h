@@ -54,7 +54,17 @@ inline constexpr uint64_t kL1ReservedMask = 0x7f000000000001ffull;
 inline constexpr uint64_t kL2StandardReservedMask = 0x3f000000000001feull;
 // "Refcount table".
 inline constexpr uint64_t kReftOffsetMask = 0xfffffffffffffe00ull;
+// "Extended L2 Entries": the subcluster allocation bitmap.
 inline constexpr uint32_t kSubclustersPerCluster = 32;
+inline constexpr uint32_t kAllSubclusters = 0xffffffffu;
+inline constexpr uint64_t kBitmapAllocMask = 0x00000000ffffffffull;
+inline constexpr uint64_t kBitmapZeroShift = 32;
+// Bits [first, end) of a subcluster mask.
+inline constexpr uint32_t subcluster_mask(uint32_t first, uint32_t end) {
+  const uint64_t below_end = (uint64_t{1} << end) - 1;
+  const uint64_t below_first = (uint64_t{1} << first) - 1;
+  return static_cast<uint32_t>(below_end & ~below_first);
+}
 
 inline uint16_t load_be16(const uint8_t* p) {
   return static_cast<uint16_t>((p[0] << 8) | p[1]);

@@ -65,6 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                                (*img)->header().l1_size <= 4096) {
       std::vector<uint8_t> w(4096, 0x5a);
       [[maybe_unused]] auto a = (*img)->write(4096, w);
+      [[maybe_unused]] auto z = (*img)->write_zeroes(1000, 6000);  // partial (sub)clusters
       [[maybe_unused]] auto b = (*img)->discard(0, (*img)->size_bytes() / 2);
       [[maybe_unused]] auto c = (*img)->close();
     }

@@ -313,7 +313,7 @@ int64_t Qcow2Image::finish_cow(Parent& p) {
   if (!table) {
     return -EIO;  // the new cluster leaks; the old content stays visible
   }
-  store_be64(*table + (gc & ((uint64_t{1} << l2_bits_) - 1)) * 8, p.cow_host | kOflagCopied);
+  store_l2_entry(*table, gc & ((uint64_t{1} << l2_bits_) - 1), {p.cow_host | kOflagCopied});
   l2_cache_->mark_dirty(l2off);
   return static_cast<int64_t>(len);
 }

@@ -99,9 +99,11 @@ class Qcow2Async : public ::testing::TestWithParam<AsyncCase> {
 
 // Image layout used by several tests (64 KiB clusters, 1 MiB disk):
 //   cluster 0, 1: data; 2: unallocated; 3: zero cluster (v3); 4: compressed; 5, 6: data.
+// With extended L2 entries the zero cluster is 32 zero subclusters.
 std::vector<uint8_t> make_mixed_image(const std::string& path,
-                                      const std::string& backing = "") {
-  Qcow2CreateOptions c{.size_bytes = 1 << 20};
+                                      const std::string& backing = "",
+                                      bool extended_l2 = false) {
+  Qcow2CreateOptions c{.size_bytes = 1 << 20, .extended_l2 = extended_l2};
   if (!backing.empty()) {
     c.backing_file = backing;
     c.backing_format = "qcow2";
@@ -222,6 +224,51 @@ TEST_P(Qcow2Async, WritesLandInEveryClusterKindAndReadBack) {
     EXPECT_EQ(run(*img, IoOp::kWrite, start, std::span<const iovec>(&v, 1), cookie++),
               static_cast<int64_t>(len));
     std::memcpy(expect.data() + start, in.data() + start, len);
+  }
+  EXPECT_EQ(async_read(*img, 0, 1 << 20, 65536), expect);
+  ASSERT_TRUE(img->close());
+  auto again = open(top, {.read_only = true});
+  EXPECT_EQ(sync_read(*again, 0, 1 << 20), expect);
+  auto report = again->check(RepairMode::kNone);
+  ASSERT_TRUE(report);
+  EXPECT_EQ(report->corruptions, 0u);
+  EXPECT_EQ(report->leaks, 0u);
+}
+
+TEST_P(Qcow2Async, SubclustersTakeWritesInPlaceAndByAllocation) {
+  if (GetParam().read_only) {
+    GTEST_SKIP() << "writes need a read-write open";
+  }
+  ScratchDir dir;
+  const std::string base = dir.file("base.qcow2");
+  const std::string top = dir.file("top.qcow2");
+  ASSERT_TRUE(create_qcow2(base, {.size_bytes = 1 << 20}));
+  {
+    auto b = open(base, {});
+    ASSERT_TRUE(b->write(0, pattern(1 << 20, 4)));
+    ASSERT_TRUE(b->close());
+  }
+  make_mixed_image(top, "base.qcow2", true);
+  auto img = open(top, options());
+  auto expect = sync_read(*img, 0, 1 << 20);
+  const auto in = pattern(1 << 20, 6);
+  uint64_t cookie = 1;
+  // A written cluster, two subclusters of an unallocated one (allocated, then rewritten in
+  // place, then their neighbours), zero subclusters, the compressed cluster, all at once.
+  for (auto [start, len] : {std::pair<uint64_t, size_t>{4096, 4096},
+                            {2 * kCluster + 8192, 4096},
+                            {2 * kCluster + 8192, 4096},
+                            {2 * kCluster + 4096, 16384},
+                            {3 * kCluster + 8192, 4096},
+                            {4 * kCluster + 8192, 4096},
+                            {kCluster + 61440, 5 * kCluster}}) {
+    Buffer buf(len, 0);
+    std::memcpy(buf.data(), in.data() + start + cookie, len);
+    iovec v{buf.data(), len};
+    EXPECT_EQ(run(*img, IoOp::kWrite, start, std::span<const iovec>(&v, 1), cookie),
+              static_cast<int64_t>(len));
+    std::memcpy(expect.data() + start, in.data() + start + cookie, len);
+    ++cookie;
   }
   EXPECT_EQ(async_read(*img, 0, 1 << 20, 65536), expect);
   ASSERT_TRUE(img->close());

@@ -86,9 +86,6 @@ Status Qcow2Image::load(ChainState* chain) {
     return invalid_input("image is marked corrupt; it can only be opened read-only (repair "
                          "with 'kumo img check -r all')");
   }
-  if (h.extended_l2() && !read_only_) {
-    return invalid_input("images with extended L2 entries (subclusters) open read-only only");
-  }
   lazy_ = (h.compatible_features & kCompatLazyRefcounts) != 0;
   l2_bits_ = h.cluster_bits - (h.extended_l2() ? 4 : 3);
 
@@ -253,18 +250,45 @@ Status Qcow2Image::check_host_range(uint64_t host, uint64_t len, const char* wha
   return {};
 }
 
-Result<uint64_t> Qcow2Image::l2_word(uint64_t gc) {
+Result<Qcow2Image::L2Entry> Qcow2Image::l2_entry(uint64_t gc) {
   const uint64_t per = header_.l2_entries();
   const uint64_t l1i = gc / per;
   if (l1i >= l1_.size()) {
-    return 0;
+    return L2Entry{};
   }
   const uint64_t l2off = l1_[l1i] & kL1OffsetMask;
   if (l2off == 0) {
-    return 0;
+    return L2Entry{};
   }
   const uint8_t* t = KUMO_TRY(l2_cache_->get(l2off));
-  return load_be64(t + (gc % per) * header_.l2_entry_bytes());
+  const uint8_t* p = t + (gc % per) * header_.l2_entry_bytes();
+  return L2Entry{load_be64(p), header_.extended_l2() ? load_be64(p + 8) : 0};
+}
+
+void Qcow2Image::store_l2_entry(uint8_t* table, uint64_t index, const L2Entry& e) const {
+  uint8_t* p = table + index * header_.l2_entry_bytes();
+  store_be64(p, e.word);
+  if (header_.extended_l2()) {
+    store_be64(p + 8, e.bitmap);
+  }
+}
+
+Qcow2Image::Kind Qcow2Image::subcluster_kind(uint64_t bitmap, uint64_t sc) {
+  if (((bitmap >> sc) & 1) != 0) {
+    return Kind::kNormal;
+  }
+  return ((bitmap >> (kBitmapZeroShift + sc)) & 1) != 0 ? Kind::kZero : Kind::kUnallocated;
+}
+
+Status Qcow2Image::check_subcluster_host(uint64_t host, uint64_t guest) {
+  if (host == 0 || host % cluster_size() != 0) {
+    return invalid_input("'{}': subcluster of guest offset {} allocated without a data "
+                         "cluster; the image is corrupt",
+                         file_.path(), guest);
+  }
+  // The cluster starts inside the file; the last one may end past it, in subclusters never
+  // written (they read as zeros).
+  return check_host_range(host, 1, "data cluster", guest);
 }
 
 Result<Qcow2Image::Extent> Qcow2Image::map_one(uint64_t offset, uint64_t max_len) {
@@ -294,28 +318,17 @@ Result<Qcow2Image::Extent> Qcow2Image::map_one(uint64_t offset, uint64_t max_len
   if (header_.extended_l2()) {
     const uint64_t bitmap = load_be64(entry + 8);
     const uint64_t sc_size = cs / kSubclustersPerCluster;
-    auto status_of = [&](uint64_t sc) {
-      if ((bitmap >> sc) & 1) {
-        return Kind::kNormal;
-      }
-      return ((bitmap >> (32 + sc)) & 1) ? Kind::kZero : Kind::kUnallocated;
-    };
-    uint64_t sc = in / sc_size;
-    const Kind k = status_of(sc);
-    uint64_t end = (sc + 1) * sc_size;
-    while (end < cs && status_of(end / sc_size) == k) {
+    const Kind k = subcluster_kind(bitmap, in / sc_size);
+    uint64_t end = (in / sc_size + 1) * sc_size;
+    while (end < cs && subcluster_kind(bitmap, end / sc_size) == k) {
       end += sc_size;
     }
     e.kind = k;
     e.len = std::min(max_len, end - in);
     if (k == Kind::kNormal) {
-      if (host == 0 || host % cs != 0) {
-        return invalid_input("'{}': subcluster of guest offset {} allocated without a data "
-                             "cluster; the image is corrupt",
-                             file_.path(), offset);
-      }
-      KUMO_TRY(check_host_range(host, 1, "data cluster", offset));
+      KUMO_TRY(check_subcluster_host(host, offset));
       e.host = host + in;
+      e.writable = (word & kOflagCopied) != 0;
     }
     return e;
   }
@@ -535,22 +548,39 @@ Result<uint64_t> Qcow2Image::l2_for_write(uint64_t l1i) {
   return off;
 }
 
-Status Qcow2Image::read_old_cluster(uint64_t gc, uint64_t word, uint64_t in_cluster,
+Status Qcow2Image::read_old_cluster(uint64_t gc, const L2Entry& old, uint64_t in_cluster,
                                     std::span<uint8_t> out) {
   if (out.empty()) {
     return {};
   }
+  const uint64_t cs = cluster_size();
   const uint64_t guest = (gc << header_.cluster_bits) + in_cluster;
+  const uint64_t word = old.word;
   if ((word & kOflagCompressed) != 0) {
     return read_compressed(word, in_cluster, out);
+  }
+  const uint64_t host = word & kL2OffsetMask;
+  if (header_.extended_l2()) {
+    const uint64_t sc_size = cs / kSubclustersPerCluster;
+    for (uint64_t pos = 0; pos < out.size();) {
+      const uint64_t at = in_cluster + pos;
+      const Extent e{subcluster_kind(old.bitmap, at / sc_size),
+                     std::min<uint64_t>(out.size() - pos, sc_size - at % sc_size), host + at};
+      if (e.kind == Kind::kNormal) {
+        KUMO_TRY(check_subcluster_host(host, guest + pos));
+      }
+      KUMO_TRY(read_extent(e, guest + pos,
+                           out.subspan(static_cast<size_t>(pos), static_cast<size_t>(e.len))));
+      pos += e.len;
+    }
+    return {};
   }
   if ((word & kOflagZero) != 0 && header_.version >= 3) {
     std::memset(out.data(), 0, out.size());
     return {};
   }
-  const uint64_t host = word & kL2OffsetMask;
   if (host != 0) {
-    KUMO_TRY(check_host_range(host, cluster_size(), "data cluster", guest));
+    KUMO_TRY(check_host_range(host, cs, "data cluster", guest));
     return file_.pread_full(host + in_cluster, out);
   }
   return read_backing(guest, out);
@@ -596,14 +626,17 @@ Result<bool> Qcow2Image::copy_from_backing(uint64_t guest, uint64_t len, uint64_
 }
 
 Status Qcow2Image::write_in_cluster(uint64_t offset, std::span<const uint8_t> in) {
+  if (header_.extended_l2()) {
+    return write_subclusters(offset, in);
+  }
   const uint64_t cs = cluster_size();
   const uint64_t gc = offset >> header_.cluster_bits;
   const uint64_t in_off = offset & (cs - 1);
   const uint64_t per = header_.l2_entries();
   const uint64_t l2off = KUMO_TRY(l2_for_write(gc / per));
   const uint64_t idx = gc % per;
-  uint8_t* t = KUMO_TRY(l2_cache_->get(l2off));
-  const uint64_t word = load_be64(t + idx * 8);
+  const L2Entry old = KUMO_TRY(l2_entry(gc));
+  const uint64_t word = old.word;
   const uint64_t host = word & kL2OffsetMask;
   const bool compressed = (word & kOflagCompressed) != 0;
   const bool zero = (word & kOflagZero) != 0 && header_.version >= 3;
@@ -619,8 +652,8 @@ Status Qcow2Image::write_in_cluster(uint64_t offset, std::span<const uint8_t> in
     std::memcpy(buf.data() + in_off, in.data(), in.size());
     KUMO_TRY(file_.pwrite_full(host, buf));
     unsynced_ = true;
-    t = KUMO_TRY(l2_cache_->get(l2off));
-    store_be64(t + idx * 8, host | kOflagCopied);
+    uint8_t* t = KUMO_TRY(l2_cache_->get(l2off));
+    store_l2_entry(t, idx, {host | kOflagCopied});
     l2_cache_->mark_dirty(l2off);
     return {};
   }
@@ -644,15 +677,15 @@ Status Qcow2Image::write_in_cluster(uint64_t offset, std::span<const uint8_t> in
       KUMO_TRY(file_.pwrite_full(new_host + in_off, in));
     }
     unsynced_ = true;
-    t = KUMO_TRY(l2_cache_->get(l2off));
-    store_be64(t + idx * 8, new_host | kOflagCopied);
+    uint8_t* t = KUMO_TRY(l2_cache_->get(l2off));
+    store_l2_entry(t, idx, {new_host | kOflagCopied});
     l2_cache_->mark_dirty(l2off);
     return {};
   }
   std::vector<uint8_t> buf(cs);
   if (in.size() < cs) {
-    KUMO_TRY(read_old_cluster(gc, word, 0, std::span(buf).first(in_off)));
-    KUMO_TRY(read_old_cluster(gc, word, in_off + in.size(),
+    KUMO_TRY(read_old_cluster(gc, old, 0, std::span(buf).first(in_off)));
+    KUMO_TRY(read_old_cluster(gc, old, in_off + in.size(),
                               std::span(buf).subspan(in_off + in.size())));
   }
   std::memcpy(buf.data() + in_off, in.data(), in.size());
@@ -661,10 +694,82 @@ Status Qcow2Image::write_in_cluster(uint64_t offset, std::span<const uint8_t> in
   host_end_ = std::max(host_end_, new_host + cs);
   KUMO_TRY(file_.pwrite_full(new_host, buf));
   unsynced_ = true;
-  t = KUMO_TRY(l2_cache_->get(l2off));
-  store_be64(t + idx * 8, new_host | kOflagCopied);
+  uint8_t* t = KUMO_TRY(l2_cache_->get(l2off));
+  store_l2_entry(t, idx, {new_host | kOflagCopied});
   l2_cache_->mark_dirty(l2off);
   free_later(word);
+  return {};
+}
+
+Status Qcow2Image::write_subclusters(uint64_t offset, std::span<const uint8_t> in) {
+  const uint64_t cs = cluster_size();
+  const uint64_t sc_size = cs / kSubclustersPerCluster;
+  const uint64_t gc = offset >> header_.cluster_bits;
+  const uint64_t in_off = offset & (cs - 1);
+  const uint64_t in_end = in_off + in.size();
+  const uint64_t per = header_.l2_entries();
+  const uint64_t l2off = KUMO_TRY(l2_for_write(gc / per));
+  const L2Entry old = KUMO_TRY(l2_entry(gc));
+  const bool compressed = (old.word & kOflagCompressed) != 0;
+  const uint64_t host = compressed ? 0 : old.word & kL2OffsetMask;
+  const uint32_t alloc = compressed ? 0 : static_cast<uint32_t>(old.bitmap & kBitmapAllocMask);
+  const uint32_t touched = subcluster_mask(static_cast<uint32_t>(in_off / sc_size),
+                                           static_cast<uint32_t>((in_end - 1) / sc_size + 1));
+  const bool in_place = host != 0 && (old.word & kOflagCopied) != 0;
+  // A new cluster also takes every subcluster the old one had (a compressed one: all).
+  const uint32_t to_write = touched | (in_place ? 0 : compressed ? kAllSubclusters : alloc);
+  uint64_t target = host;
+  if (!in_place) {
+    target = KUMO_TRY(refcounts_->allocate(1)) << header_.cluster_bits;
+    host_end_ = std::max(host_end_, target + cs);
+  } else {
+    KUMO_TRY(check_subcluster_host(host, offset));
+  }
+  std::vector<uint8_t> buf(cs);
+  for (uint32_t a = 0; a < kSubclustersPerCluster;) {
+    if (((to_write >> a) & 1) == 0) {
+      ++a;
+      continue;
+    }
+    uint32_t b = a;
+    while (b < kSubclustersPerCluster && ((to_write >> b) & 1) != 0) {
+      ++b;
+    }
+    uint64_t lo = a * sc_size;
+    uint64_t hi = b * sc_size;
+    if (in_place) {
+      // The run is `touched`: an allocated subcluster at either end keeps its bytes on disk.
+      if (((alloc >> a) & 1) != 0) {
+        lo = in_off;
+      }
+      if (((alloc >> (b - 1)) & 1) != 0) {
+        hi = in_end;
+      }
+    }
+    // [new_lo, new_hi): the part of the run the write covers (empty for runs beside it).
+    const uint64_t new_lo = std::clamp(in_off, lo, hi);
+    const uint64_t new_hi = std::clamp(in_end, lo, hi);
+    KUMO_TRY(read_old_cluster(gc, old, lo, std::span(buf).subspan(lo, new_lo - lo)));
+    if (new_hi > new_lo) {
+      std::memcpy(buf.data() + new_lo, in.data() + (new_lo - in_off), new_hi - new_lo);
+    }
+    KUMO_TRY(read_old_cluster(gc, old, new_hi, std::span(buf).subspan(new_hi, hi - new_hi)));
+    KUMO_TRY(file_.pwrite_full(target + lo, std::span(buf).subspan(lo, hi - lo)));
+    unsynced_ = true;
+    a = b;
+  }
+  const uint32_t now_alloc = alloc | to_write;
+  const uint32_t now_zero =
+      static_cast<uint32_t>(old.bitmap >> kBitmapZeroShift) & ~now_alloc;
+  const L2Entry e{target | kOflagCopied, now_alloc | (uint64_t{now_zero} << kBitmapZeroShift)};
+  if (e != old) {
+    uint8_t* t = KUMO_TRY(l2_cache_->get(l2off));
+    store_l2_entry(t, gc % per, e);
+    l2_cache_->mark_dirty(l2off);
+  }
+  if (!in_place) {
+    free_later(old.word);
+  }
   return {};
 }
 
@@ -694,7 +799,7 @@ Status Qcow2Image::write(uint64_t offset, std::span<const uint8_t> in) {
   return {};
 }
 
-Status Qcow2Image::set_cluster_word(uint64_t gc, uint64_t new_word, bool allocate_l2) {
+Status Qcow2Image::set_l2_entry(uint64_t gc, const L2Entry& e, bool allocate_l2) {
   const uint64_t per = header_.l2_entries();
   const uint64_t l1i = gc / per;
   if (l1i >= l1_.size()) {
@@ -703,16 +808,46 @@ Status Qcow2Image::set_cluster_word(uint64_t gc, uint64_t new_word, bool allocat
   if ((l1_[l1i] & kL1OffsetMask) == 0 && !allocate_l2) {
     return {};
   }
-  const uint64_t old = KUMO_TRY(l2_word(gc));
-  if (old == new_word) {
+  const L2Entry old = KUMO_TRY(l2_entry(gc));
+  if (old == e) {
     return {};
   }
   const uint64_t l2off = KUMO_TRY(l2_for_write(l1i));
   uint8_t* t = KUMO_TRY(l2_cache_->get(l2off));
-  store_be64(t + (gc % per) * 8, new_word);
+  store_l2_entry(t, gc % per, e);
   l2_cache_->mark_dirty(l2off);
-  free_later(old);
+  const bool keeps_host = (old.word & kOflagCompressed) == 0 &&
+                          (old.word & kL2OffsetMask) == (e.word & kL2OffsetMask);
+  if (!keeps_host) {
+    free_later(old.word);
+  }
   return {};
+}
+
+Status Qcow2Image::zero_subclusters(uint64_t gc, uint32_t mask) {
+  const uint64_t cs = cluster_size();
+  const L2Entry old = KUMO_TRY(l2_entry(gc));
+  if ((old.word & kOflagCompressed) != 0 && mask != kAllSubclusters) {
+    // Part of a compressed cluster: write the zeros (the cluster becomes a standard one).
+    const uint64_t sc_size = cs / kSubclustersPerCluster;
+    const std::vector<uint8_t> zeros(sc_size, 0);
+    for (uint32_t sc = 0; sc < kSubclustersPerCluster; ++sc) {
+      const uint64_t at = (gc << header_.cluster_bits) + sc * sc_size;
+      if (((mask >> sc) & 1) != 0 && at < header_.size_bytes) {
+        KUMO_TRY(write(at, std::span(zeros).first(static_cast<size_t>(
+                               std::min(sc_size, header_.size_bytes - at)))));
+      }
+    }
+    return {};
+  }
+  const bool compressed = (old.word & kOflagCompressed) != 0;
+  const uint32_t alloc =
+      compressed ? 0 : static_cast<uint32_t>(old.bitmap & kBitmapAllocMask) & ~mask;
+  uint32_t zero = static_cast<uint32_t>(old.bitmap >> kBitmapZeroShift);
+  zero = backing_ ? (zero | mask) : (zero & ~mask);
+  // Without an allocated subcluster the host cluster has no use left.
+  const L2Entry e{alloc != 0 ? old.word : 0, alloc | (uint64_t{zero} << kBitmapZeroShift)};
+  return set_l2_entry(gc, e, e != L2Entry{});
 }
 
 Status Qcow2Image::discard(uint64_t offset, uint64_t len) {
@@ -720,13 +855,26 @@ Status Qcow2Image::discard(uint64_t offset, uint64_t len) {
   KUMO_TRY(check_range(offset, len, header_.size_bytes));
   KUMO_TRY(mark_dirty_for_lazy_refcounts());
   const uint64_t cs = cluster_size();
+  // Whole clusters (extended L2: whole subclusters); a range that ends the disk includes its
+  // partial last one.
+  const uint64_t unit = header_.extended_l2() ? cs / kSubclustersPerCluster : cs;
   const uint64_t end = offset + len == header_.size_bytes ? align_up(offset + len, cs)
-                                                          : (offset + len) / cs * cs;
-  // With a backing file, a discarded cluster must not show the backing data again (v3 zero
-  // flag); v2 cannot express that, so the backing data shows through.
-  const uint64_t word = (backing_ && header_.version >= 3) ? kOflagZero : 0;
-  for (uint64_t c = align_up(offset, cs); c < end; c += cs) {
-    KUMO_TRY(set_cluster_word(c / cs, word, word != 0));
+                                                          : (offset + len) / unit * unit;
+  if (header_.extended_l2()) {
+    for (uint64_t pos = align_up(offset, unit); pos < end;) {
+      const uint64_t stop = std::min(end, (pos / cs + 1) * cs);
+      const auto first = static_cast<uint32_t>(pos % cs / unit);
+      const auto last = static_cast<uint32_t>((stop - 1) % cs / unit + 1);
+      KUMO_TRY(zero_subclusters(pos / cs, subcluster_mask(first, last)));
+      pos = stop;
+    }
+  } else {
+    // With a backing file, a discarded cluster must not show the backing data again (v3 zero
+    // flag); v2 cannot express that, so the backing data shows through.
+    const uint64_t word = (backing_ && header_.version >= 3) ? kOflagZero : 0;
+    for (uint64_t c = align_up(offset, cs); c < end; c += cs) {
+      KUMO_TRY(set_l2_entry(c / cs, {word}, word != 0));
+    }
   }
   if (pending_free_.size() > kPendingFreeLimit) {
     KUMO_TRY(flush_metadata());
@@ -740,23 +888,46 @@ Status Qcow2Image::write_zeroes(uint64_t offset, uint64_t len) {
   KUMO_TRY(mark_dirty_for_lazy_refcounts());
   const uint64_t cs = cluster_size();
   const std::vector<uint8_t> zeros(cs, 0);
+  // Bytes inside one cluster that only a write of zeros can clear (unless they read so).
+  auto write_zero_bytes = [&](uint64_t at, uint64_t n) -> Status {
+    if (n == 0) {
+      return {};
+    }
+    const Extent e = KUMO_TRY(map_one(at, n));
+    const bool reads_zero =
+        e.len >= n && (e.kind == Kind::kZero || (e.kind == Kind::kUnallocated && !backing_));
+    if (reads_zero) {
+      return {};
+    }
+    return write(at, std::span(zeros).first(static_cast<size_t>(n)));
+  };
   uint64_t pos = offset;
   const uint64_t end = offset + len;
   while (pos < end) {
     const uint64_t in = pos & (cs - 1);
     const uint64_t n = std::min(end - pos, cs - in);
-    const bool whole = in == 0 && (n == cs || pos + n == header_.size_bytes);
-    if (whole && header_.version >= 3) {
+    const bool ends_disk = pos + n == header_.size_bytes;
+    if (header_.extended_l2()) {
+      // Whole subclusters by their zero bits, the partial ones at either end by writing.
+      const uint64_t sc_size = cs / kSubclustersPerCluster;
+      const uint64_t first = div_round_up(in, sc_size);
+      const uint64_t last = ends_disk ? kSubclustersPerCluster : (in + n) / sc_size;
+      if (first < last) {
+        KUMO_TRY(zero_subclusters(pos / cs, subcluster_mask(static_cast<uint32_t>(first),
+                                                            static_cast<uint32_t>(last))));
+        const uint64_t head_end = std::min(first * sc_size, in + n);
+        const uint64_t tail_start = std::min(last * sc_size, in + n);
+        KUMO_TRY(write_zero_bytes(pos, head_end - in));
+        KUMO_TRY(write_zero_bytes(pos - in + tail_start, in + n - tail_start));
+      } else {
+        KUMO_TRY(write_zero_bytes(pos, n));
+      }
+    } else if (in == 0 && (n == cs || ends_disk) && header_.version >= 3) {
       // Unallocated without a backing file already reads as zeros.
       const uint64_t word = backing_ ? kOflagZero : 0;
-      KUMO_TRY(set_cluster_word(pos / cs, word, word != 0));
+      KUMO_TRY(set_l2_entry(pos / cs, {word}, word != 0));
     } else {
-      const Extent e = KUMO_TRY(map_one(pos, n));
-      const bool reads_zero =
-          e.len >= n && (e.kind == Kind::kZero || (e.kind == Kind::kUnallocated && !backing_));
-      if (!reads_zero) {
-        KUMO_TRY(write(pos, std::span(zeros).first(static_cast<size_t>(n))));
-      }
+      KUMO_TRY(write_zero_bytes(pos, n));
     }
     pos += n;
   }
@@ -775,8 +946,8 @@ Status Qcow2Image::write_compressed(uint64_t offset, std::span<const uint8_t> da
   }
   KUMO_TRY(check_range(offset, data.size(), header_.size_bytes));
   const uint64_t gc = offset / cs;
-  const uint64_t old = KUMO_TRY(l2_word(gc));
-  if ((old & ~kOflagZero) != 0) {
+  const L2Entry old = KUMO_TRY(l2_entry(gc));
+  if ((old.word & ~kOflagZero) != 0 || (old.bitmap & kBitmapAllocMask) != 0) {
     return invalid_input("compressed writes go to unallocated clusters only");
   }
   std::vector<uint8_t> full(cs, 0);
@@ -807,7 +978,7 @@ Status Qcow2Image::write_compressed(uint64_t offset, std::span<const uint8_t> da
   const uint64_t per = header_.l2_entries();
   const uint64_t l2off = KUMO_TRY(l2_for_write(gc / per));
   uint8_t* t = KUMO_TRY(l2_cache_->get(l2off));
-  store_be64(t + (gc % per) * 8, word);
+  store_l2_entry(t, gc % per, {word});  // compressed clusters have no subcluster bitmap
   l2_cache_->mark_dirty(l2off);
   return {};
 }
@@ -936,7 +1107,7 @@ Status Qcow2Image::resize(uint64_t new_size, bool allow_shrink) {
     }
     const uint64_t first = align_up(new_size, cs) / cs;
     for (uint64_t c = first; c < div_round_up(old_size, cs); ++c) {
-      KUMO_TRY(set_cluster_word(c, 0, false));
+      KUMO_TRY(set_l2_entry(c, {}, false));
     }
     // Bytes past the new end inside the last cluster must read as zeros if it grows again.
     if (new_size % cs != 0) {
@@ -1007,7 +1178,7 @@ Status Qcow2Image::make_empty() {
   KUMO_TRY(mark_dirty_for_lazy_refcounts());
   const uint64_t clusters = div_round_up(header_.size_bytes, cluster_size());
   for (uint64_t c = 0; c < clusters; ++c) {
-    KUMO_TRY(set_cluster_word(c, 0, false));
+    KUMO_TRY(set_l2_entry(c, {}, false));
     if (pending_free_.size() > kPendingFreeLimit) {
       KUMO_TRY(flush_metadata());
     }

@@ -5,9 +5,10 @@
 // width with cluster allocation and table growth; copy-on-write from backing files (raw or
 // qcow2, chains of any depth up to kMaxChainDepth, loops refused); compressed clusters (read
 // deflate/zstd; write through write_compressed()); internal snapshots; lazy refcounts with
-// dirty-bit repair on open; extended L2 entries (subclusters) read-only; the corrupt bit (the
-// image opens read-only only); unknown incompatible features refused; autoclear bits cleared
-// on the first read-write open.
+// dirty-bit repair on open; extended L2 entries (32 subclusters per cluster: allocation,
+// copy-on-write, zeroing and discard per subcluster); the corrupt bit (the image opens
+// read-only only); unknown incompatible features refused; autoclear bits cleared on the first
+// read-write open.
 //
 // Crash safety (writeback metadata caches, QEMU's ordering): new data and refcount blocks
 // reach the disk, then fdatasync, then the L2 tables pointing at them, then fdatasync, then
@@ -58,6 +59,7 @@ struct Qcow2CreateOptions {
   std::string backing_file{};  // stored as given (relative names resolve against the image)
   std::string backing_format{};  // "raw", "qcow2" or empty
   uint8_t compression_type = 0;  // 0 deflate, 1 zstd
+  bool extended_l2 = false;  // 128-bit L2 entries with subclusters (needs version 3, >= 16 KiB)
 };
 
 // Creates a new, empty image (overwrites `path`).
@@ -140,6 +142,12 @@ class Qcow2Image final : public BlockBackend {
 
  private:
   enum class Kind { kUnallocated, kZero, kNormal, kCompressed };
+  // One L2 entry (qcow2.rst "Cluster mapping", "Extended L2 Entries").
+  struct L2Entry {
+    uint64_t word = 0;
+    uint64_t bitmap = 0;  // extended L2 only: bits 0-31 allocated, 32-63 reads as zeros
+    bool operator==(const L2Entry&) const = default;
+  };
   struct Extent {
     Kind kind = Kind::kUnallocated;
     uint64_t len = 0;
@@ -187,16 +195,30 @@ class Qcow2Image final : public BlockBackend {
                                        std::span<uint8_t> out);
   [[nodiscard]] Status check_host_range(uint64_t host, uint64_t len, const char* what,
                                         uint64_t guest);
+  // Extended L2: what subcluster `sc` of a standard cluster holds, and the check that an
+  // allocated one has a data cluster.
+  [[nodiscard]] static Kind subcluster_kind(uint64_t bitmap, uint64_t sc);
+  [[nodiscard]] Status check_subcluster_host(uint64_t host, uint64_t guest);
 
   // Writing.
   [[nodiscard]] Status ensure_writable() const;
   [[nodiscard]] Status mark_dirty_for_lazy_refcounts();
   [[nodiscard]] Result<uint64_t> l2_for_write(uint64_t l1_index);
   [[nodiscard]] Status write_in_cluster(uint64_t offset, std::span<const uint8_t> in);
-  [[nodiscard]] Status read_old_cluster(uint64_t guest_cluster, uint64_t word,
+  // Extended L2: a write inside one cluster that allocates subclusters (or copies the
+  // cluster); only the subclusters it touches, and in a new cluster those the old one had,
+  // reach the disk.
+  [[nodiscard]] Status write_subclusters(uint64_t offset, std::span<const uint8_t> in);
+  // Extended L2: the subclusters in `mask` read as zeros (zero bits with a backing file,
+  // unallocated without); the host cluster is released when no subcluster uses it any more.
+  [[nodiscard]] Status zero_subclusters(uint64_t guest_cluster, uint32_t mask);
+  // Bytes [in_cluster, +out.size()) of a guest cluster as `old` maps them.
+  [[nodiscard]] Status read_old_cluster(uint64_t guest_cluster, const L2Entry& old,
                                         uint64_t in_cluster, std::span<uint8_t> out);
-  [[nodiscard]] Status set_cluster_word(uint64_t guest_cluster, uint64_t new_word,
-                                        bool allocate_l2);
+  // Replaces an L2 entry; releases the old host cluster when the new entry does not keep it.
+  [[nodiscard]] Status set_l2_entry(uint64_t guest_cluster, const L2Entry& entry,
+                                    bool allocate_l2);
+  void store_l2_entry(uint8_t* table, uint64_t index, const L2Entry& entry) const;
   void free_later(uint64_t word);
   [[nodiscard]] Status barrier();
   [[nodiscard]] Status flush_metadata();
@@ -204,7 +226,7 @@ class Qcow2Image final : public BlockBackend {
   [[nodiscard]] Status write_header_field(uint64_t offset, std::span<const uint8_t> bytes);
   [[nodiscard]] Status write_whole_header();
   [[nodiscard]] Status write_l1_table_to(uint64_t offset, const std::vector<uint64_t>& l1);
-  [[nodiscard]] Result<uint64_t> l2_word(uint64_t guest_cluster);
+  [[nodiscard]] Result<L2Entry> l2_entry(uint64_t guest_cluster);
 
   // Snapshots and check helpers.
   [[nodiscard]] Result<std::vector<uint64_t>> read_l1(uint64_t offset, uint32_t size);

@@ -172,6 +172,132 @@ TEST(Qcow2Image, CopyOnWriteTakesEachClustersBytesFromTheRightLayer) {
   expect_qemu_clean(top);
 }
 
+// 64 KiB clusters with extended L2 entries: 2 KiB subclusters, over a 1 MiB qcow2 backing
+// file full of data.
+struct SubclusterOverlay {
+  ScratchDir dir;
+  std::vector<uint8_t> base_data = pattern(1 << 20, 11);
+  std::string top = dir.file("top.qcow2");
+
+  SubclusterOverlay() {
+    const std::string base = dir.file("base.qcow2");
+    EXPECT_TRUE(create_qcow2(base, {.size_bytes = 1 << 20}));
+    auto b = open_rw(base);
+    EXPECT_TRUE(b->write(0, base_data));
+    EXPECT_TRUE(b->close());
+    EXPECT_TRUE(create_qcow2(top, {.size_bytes = 1 << 20, .backing_file = "base.qcow2",
+                                   .backing_format = "qcow2", .extended_l2 = true}));
+  }
+};
+
+// What block_status says, extent by extent, over [offset, offset + len).
+std::vector<std::pair<uint64_t, BlockStatus>> extents(BlockBackend& b, uint64_t offset,
+                                                      uint64_t len) {
+  std::vector<std::pair<uint64_t, BlockStatus>> out;
+  for (uint64_t pos = offset; pos < offset + len;) {
+    auto s = b.block_status(pos, offset + len - pos);
+    EXPECT_TRUE(s);
+    out.emplace_back(pos, *s);
+    pos += s->len_bytes;
+  }
+  return out;
+}
+
+TEST(Qcow2Image, ExtendedL2WriteAllocatesOnlyTheSubclustersItTouches) {
+  SubclusterOverlay o;
+  auto t = open_rw(o.top);
+  ASSERT_TRUE(t->write(65536 + 3000, std::vector<uint8_t>(3000, 0xab)));  // subclusters 1, 2
+  const auto e = extents(*t, 65536, 65536);
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_FALSE(e[0].second.allocated);
+  EXPECT_EQ(e[0].second.len_bytes, 2048u);
+  EXPECT_TRUE(e[1].second.allocated && e[1].second.data);
+  EXPECT_EQ(e[1].second.len_bytes, 4096u);
+  EXPECT_FALSE(e[2].second.allocated);
+  // The untouched bytes of the two subclusters were copied from the backing file.
+  std::vector<uint8_t> out(1 << 20);
+  ASSERT_TRUE(t->read(0, out));
+  auto expect = o.base_data;
+  std::memset(expect.data() + 65536 + 3000, 0xab, 3000);
+  EXPECT_EQ(out, expect);
+  // A later write into an unallocated subcluster of the same cluster fills it in place.
+  const uint64_t cluster_host = e[1].second.host_offset.value() - 2048;
+  ASSERT_TRUE(t->write(65536 + 40000, std::vector<uint8_t>(10, 0xcd)));
+  std::memset(expect.data() + 65536 + 40000, 0xcd, 10);
+  EXPECT_EQ(extents(*t, 65536 + 40000, 1)[0].second.host_offset, cluster_host + 40000);
+  ASSERT_TRUE(t->close());
+  auto r = open_rw(o.top, {.read_only = true});
+  ASSERT_TRUE(r->read(0, out));
+  EXPECT_EQ(out, expect);
+  expect_qemu_clean(o.top);
+}
+
+TEST(Qcow2Image, ExtendedL2ZeroesAndDiscardsWholeSubclustersThroughTheBitmap) {
+  SubclusterOverlay o;
+  auto t = open_rw(o.top);
+  auto expect = o.base_data;
+  // 1000..9000 covers subclusters 1-3 whole and 0 and 4 in part.
+  ASSERT_TRUE(t->write_zeroes(1000, 8000));
+  std::memset(expect.data() + 1000, 0, 8000);
+  const auto e = extents(*t, 0, 65536);
+  ASSERT_GE(e.size(), 3u);
+  EXPECT_TRUE(e[0].second.allocated && e[0].second.data);  // subcluster 0, written
+  EXPECT_EQ(e[0].second.len_bytes, 2048u);
+  EXPECT_TRUE(e[1].second.allocated && e[1].second.zero);  // zero bits
+  EXPECT_EQ(e[1].second.len_bytes, 3u * 2048);
+  // A discard shows zeros, not the backing file, and frees a cluster left without data.
+  ASSERT_TRUE(t->write(200000, std::vector<uint8_t>(100, 0x5a)));
+  ASSERT_TRUE(t->discard(196608, 65536));
+  std::memset(expect.data() + 196608, 0, 65536);
+  const auto d = extents(*t, 196608, 65536);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_TRUE(d[0].second.zero);
+  EXPECT_FALSE(d[0].second.host_offset.has_value());
+  // A partial subcluster is left alone by discard.
+  ASSERT_TRUE(t->discard(300000, 1000));
+  std::vector<uint8_t> out(1 << 20);
+  ASSERT_TRUE(t->read(0, out));
+  EXPECT_EQ(out, expect);
+  ASSERT_TRUE(t->close());
+  expect_qemu_clean(o.top);
+}
+
+TEST(Qcow2Image, ExtendedL2ClusterSharedWithASnapshotIsCopiedWithItsSubclusters) {
+  SubclusterOverlay o;
+  auto t = open_rw(o.top);
+  auto expect = o.base_data;
+  ASSERT_TRUE(t->write(0, std::vector<uint8_t>(2048, 1)));      // subcluster 0
+  ASSERT_TRUE(t->write_zeroes(4096, 2048));                      // subcluster 2: zero
+  ASSERT_TRUE(t->write(8192, std::vector<uint8_t>(2048, 3)));   // subcluster 4
+  std::memset(expect.data(), 1, 2048);
+  std::memset(expect.data() + 4096, 0, 2048);
+  std::memset(expect.data() + 8192, 3, 2048);
+  const auto before = expect;
+  ASSERT_TRUE(t->snapshot_create("s"));
+  ASSERT_TRUE(t->write(8192 + 100, std::vector<uint8_t>(50, 9)));
+  std::memset(expect.data() + 8192 + 100, 9, 50);
+  std::vector<uint8_t> out(1 << 20);
+  ASSERT_TRUE(t->read(0, out));
+  EXPECT_EQ(out, expect);
+  ASSERT_TRUE(t->snapshot_apply("s"));
+  ASSERT_TRUE(t->read(0, out));
+  EXPECT_EQ(out, before);
+  ASSERT_TRUE(t->close());
+  expect_qemu_clean(o.top);
+}
+
+TEST(Qcow2Image, ExtendedL2NeedsVersion3AndSixteenKiBClusters) {
+  ScratchDir dir;
+  EXPECT_FALSE(create_qcow2(dir.file("a.qcow2"),
+                            {.size_bytes = 1 << 20, .cluster_size = 8192, .extended_l2 = true}));
+  EXPECT_FALSE(create_qcow2(dir.file("b.qcow2"),
+                            {.size_bytes = 1 << 20, .version = 2, .extended_l2 = true}));
+  ASSERT_TRUE(create_qcow2(dir.file("c.qcow2"),
+                           {.size_bytes = 1 << 20, .cluster_size = 16384, .extended_l2 = true}));
+  auto img = open_rw(dir.file("c.qcow2"));
+  EXPECT_TRUE(img->header().extended_l2());
+}
+
 TEST(Qcow2Image, SnapshotCreateApplyDeleteKeepsDataAndRefcounts) {
   ScratchDir dir;
   const std::string p = dir.file("s.qcow2");
