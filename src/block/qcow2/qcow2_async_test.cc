@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -456,6 +457,66 @@ TEST_P(Qcow2Async, PluggedCopyOnWritesOverlapAndLandWhole) {
   const auto read_at = static_cast<long>(5 * kCluster + 28672);
   EXPECT_EQ(rbuf.bytes(),
             std::vector<uint8_t>(expect.begin() + read_at, expect.begin() + read_at + 4096));
+  EXPECT_EQ(async_read(*img, 0, kSize, 4096), expect);
+  ASSERT_TRUE(img->close());
+  auto again = open(top, {.read_only = true});
+  EXPECT_EQ(sync_read(*again, 0, kSize), expect);
+  auto report = again->check(RepairMode::kNone);
+  ASSERT_TRUE(report);
+  EXPECT_EQ(report->corruptions, 0u);
+  EXPECT_EQ(report->leaks, 0u);
+}
+
+// A backing file on another file system (tmpfs under an overlay on /tmp): the kernel refuses
+// copy_file_range between them (EXDEV), and every copy-on-write still lands whole, copied
+// through memory.
+TEST_P(Qcow2Async, CopyOnWriteFromAnotherFileSystemFallsBackToMemory) {
+  if (GetParam().read_only) {
+    GTEST_SKIP() << "writes need a read-write open";
+  }
+  char base[] = "/dev/shm/kumo-cow-base.XXXXXX";
+  const int fd = ::mkstemp(base);
+  if (fd < 0) {
+    GTEST_SKIP() << "no writable /dev/shm";
+  }
+  ::close(fd);
+  struct Unlink {
+    const char* path;
+    ~Unlink() { ::unlink(path); }
+  } unlink_base{base};
+  ScratchDir dir;
+  const std::string top = dir.file("top.qcow2");
+  constexpr uint64_t kSize = 8 * kCluster;
+  const auto under = pattern(kSize, 40);
+  {
+    auto f = HostFile::open(base, /*read_only=*/false, /*direct=*/false);
+    ASSERT_TRUE(f);
+    ASSERT_TRUE(f->pwrite_full(0, under));
+  }
+  ASSERT_TRUE(create_qcow2(top, {.size_bytes = kSize, .backing_file = base,
+                                 .backing_format = "raw"}));
+  auto img = open(top, options());
+  auto expect = under;
+  const auto in = pattern(8 * 512, 41);
+  Buffer wbuf(in.size(), 0);
+  std::memcpy(wbuf.data(), in.data(), in.size());
+  std::vector<iovec> iov(8);
+  img->plug();
+  for (size_t i = 0; i < 8; ++i) {
+    const uint64_t off = i * kCluster + 1000 * i;
+    iov[i] = {wbuf.data() + i * 512, 512};
+    ASSERT_TRUE(img->submit({.op = IoOp::kWrite,
+                             .offset_bytes = off,
+                             .iov = std::span<const iovec>(&iov[i], 1),
+                             .cookie = i}));
+    std::memcpy(expect.data() + off, in.data() + i * 512, 512);
+  }
+  img->unplug();
+  auto done = wait_completions(*img, 8);
+  ASSERT_EQ(done.size(), 8u);
+  for (const IoCompletion& c : done) {
+    EXPECT_EQ(c.result, 512) << "cookie " << c.cookie;
+  }
   EXPECT_EQ(async_read(*img, 0, kSize, 4096), expect);
   ASSERT_TRUE(img->close());
   auto again = open(top, {.read_only = true});
