@@ -6,12 +6,23 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "block/block_backend.h"
 
 namespace kumo::block::testing {
+
+// `len` pseudo-random bytes, the same for the same seed.
+inline std::vector<uint8_t> pattern(size_t len, uint32_t seed) {
+  std::vector<uint8_t> v(len);
+  std::mt19937 rng(seed);
+  for (auto& b : v) {
+    b = static_cast<uint8_t>(rng());
+  }
+  return v;
+}
 
 // A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
 class ScratchDir {

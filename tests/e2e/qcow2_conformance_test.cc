@@ -208,6 +208,30 @@ TEST(Qcow2Conformance, KumoRandomSequencesWithSubclustersPassQemuCheckAndCompare
   }
 }
 
+// qemu-io commands that change an image, applied to its raw model as they are added.
+struct QemuIoScript {
+  std::vector<uint8_t>& model;
+  std::string cmds;
+
+  void write(uint64_t off, uint64_t len, uint8_t value) {
+    cmds += fmt::format(" -c 'write -q -P {} {} {}'", value, off, len);
+    std::memset(model.data() + off, value, len);
+  }
+  void write_zeroes(uint64_t off, uint64_t len) {
+    cmds += fmt::format(" -c 'write -q -z {} {}'", off, len);
+    std::memset(model.data() + off, 0, len);
+  }
+  void discard(uint64_t off, uint64_t len) {  // whole clusters: they read as zeros after
+    cmds += fmt::format(" -c 'discard -q {} {}'", off, len);
+    std::memset(model.data() + off, 0, len);
+  }
+  // Runs the script on `img`; the output of a failure, else "".
+  [[nodiscard]] std::string run(const std::string& img) const {
+    auto c = run_command("qemu-io -f qcow2" + cmds + " " + img);
+    return c.exit_code == 0 ? "" : c.output;
+  }
+};
+
 // qemu-io writes, kumo reads.
 std::string run_qemu_sequence(uint32_t seed, const ScratchDir& dir) {
   std::mt19937_64 rng(seed);
@@ -231,28 +255,23 @@ std::string run_qemu_sequence(uint32_t seed, const ScratchDir& dir) {
     return ctx + " create: " + c.output;
   }
   std::vector<uint8_t> model(size, 0);
-  std::string cmds;
+  QemuIoScript script{model, ""};
   for (int op = 0; op < 60; ++op) {
     const uint64_t kind = pick(10);
     const uint64_t len = (1 + pick(64)) * 4096;
     const uint64_t off = pick((size - len) / 512 + 1) * 512;
     if (kind < 6) {
-      const auto v = static_cast<uint8_t>(1 + pick(250));
-      cmds += fmt::format(" -c 'write -q -P {} {} {}'", v, off, len);
-      std::memset(model.data() + off, v, len);
+      script.write(off, len, static_cast<uint8_t>(1 + pick(250)));
     } else if (kind < 8) {
-      cmds += fmt::format(" -c 'write -q -z {} {}'", off, len);
-      std::memset(model.data() + off, 0, len);
+      script.write_zeroes(off, len);
     } else {
       const uint64_t c0 = pick(size / cs);
       const uint64_t n = 1 + pick(std::min<uint64_t>(size / cs - c0, 16));
-      cmds += fmt::format(" -c 'discard -q {} {}'", c0 * cs, n * cs);
-      std::memset(model.data() + c0 * cs, 0, n * cs);
+      script.discard(c0 * cs, n * cs);
     }
   }
-  c = run_command("qemu-io -f qcow2" + cmds + " " + img);
-  if (c.exit_code != 0) {
-    return ctx + " qemu-io: " + c.output;
+  if (auto failure = script.run(img); !failure.empty()) {
+    return ctx + " qemu-io: " + failure;
   }
   if (!v2 && bits > 1) {
     c = run_command("qemu-img snapshot -c snap " + img);
@@ -373,30 +392,25 @@ std::string run_subcluster_handover(uint32_t seed, const ScratchDir& dir) {
         return where + " close: " + st.error().to_string();
       }
     } else {
-      std::string cmds;
+      QemuIoScript script{model, ""};
       for (int op = 0; op < 40; ++op) {
         const uint64_t kind = pick(10);
         if (kind < 8) {
           const uint64_t len = (1 + pick(kind < 4 ? 8 : 256)) * 512;
           const uint64_t off = pick((size - len) / 512 + 1) * 512;
           if (kind < 6) {
-            const auto v = static_cast<uint8_t>(1 + pick(250));
-            cmds += fmt::format(" -c 'write -q -P {} {} {}'", v, off, len);
-            std::memset(model.data() + off, v, len);
+            script.write(off, len, static_cast<uint8_t>(1 + pick(250)));
           } else {
-            cmds += fmt::format(" -c 'write -q -z {} {}'", off, len);
-            std::memset(model.data() + off, 0, len);
+            script.write_zeroes(off, len);
           }
         } else {
           const uint64_t c0 = pick(size / cs);
           const uint64_t n = 1 + pick(std::min<uint64_t>(size / cs - c0, 4));
-          cmds += fmt::format(" -c 'discard -q {} {}'", c0 * cs, n * cs);
-          std::memset(model.data() + c0 * cs, 0, n * cs);
+          script.discard(c0 * cs, n * cs);
         }
       }
-      c = run_command("qemu-io -f qcow2" + cmds + " " + img);
-      if (c.exit_code != 0) {
-        return where + " qemu-io: " + c.output;
+      if (auto failure = script.run(img); !failure.empty()) {
+        return where + " qemu-io: " + failure;
       }
     }
     if (std::string chk = check_clean(img); !chk.empty()) {

@@ -380,19 +380,13 @@ Status Qcow2Image::submit(const IoRequest& r) {
       }
       return {};
     }
-    if (r.op == IoOp::kWrite) {
-      switch (submit_cow(r, len, idx)) {
-        case Split::kSubmitted:
-          return {};
-        case Split::kQueueFull:
-          free_parents_.push_back(idx);
-          return host_error_errno(EAGAIN, "'{}': request queue full", file_.path());
-        case Split::kSlow:
-          break;
-      }
-    }
   }
-  switch (submit_pieces(r, len, idx)) {
+  // A first write into part of an unallocated cluster, else in-place pieces, else the slow path.
+  Split split = r.op == IoOp::kWrite ? submit_cow(r, len, idx) : Split::kSlow;
+  if (split == Split::kSlow) {
+    split = submit_pieces(r, len, idx);
+  }
+  switch (split) {
     case Split::kSubmitted:
       return {};
     case Split::kQueueFull:

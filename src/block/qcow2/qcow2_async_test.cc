@@ -17,19 +17,11 @@
 namespace kumo::block {
 namespace {
 
+using testing::pattern;
 using testing::ScratchDir;
 using testing::wait_completions;
 
 constexpr uint64_t kCluster = 65536;
-
-std::vector<uint8_t> pattern(size_t len, uint32_t seed) {
-  std::vector<uint8_t> v(len);
-  std::mt19937 rng(seed);
-  for (auto& b : v) {
-    b = static_cast<uint8_t>(rng());
-  }
-  return v;
-}
 
 // A page-aligned buffer (O_DIRECT accepts it).
 class Buffer {
@@ -95,6 +87,19 @@ class Qcow2Async : public ::testing::TestWithParam<AsyncCase> {
     std::vector<uint8_t> out(len);
     EXPECT_TRUE(img.read(offset, out));
     return out;
+  }
+  // Closes `img`, then reopens `path` read-only: it reads `expect` from offset 0 and checks
+  // without corruption or leaks.
+  void expect_persisted(Qcow2Image& img, const std::string& path,
+                        const std::vector<uint8_t>& expect) {
+    ASSERT_TRUE(img.close());
+    auto again = open(path, {.read_only = true});
+    ASSERT_NE(again, nullptr);
+    EXPECT_EQ(sync_read(*again, 0, expect.size()), expect);
+    auto report = again->check(RepairMode::kNone);
+    ASSERT_TRUE(report);
+    EXPECT_EQ(report->corruptions, 0u);
+    EXPECT_EQ(report->leaks, 0u);
   }
 };
 
@@ -227,13 +232,7 @@ TEST_P(Qcow2Async, WritesLandInEveryClusterKindAndReadBack) {
     std::memcpy(expect.data() + start, in.data() + start, len);
   }
   EXPECT_EQ(async_read(*img, 0, 1 << 20, 65536), expect);
-  ASSERT_TRUE(img->close());
-  auto again = open(top, {.read_only = true});
-  EXPECT_EQ(sync_read(*again, 0, 1 << 20), expect);
-  auto report = again->check(RepairMode::kNone);
-  ASSERT_TRUE(report);
-  EXPECT_EQ(report->corruptions, 0u);
-  EXPECT_EQ(report->leaks, 0u);
+  expect_persisted(*img, top, expect);
 }
 
 TEST_P(Qcow2Async, SubclustersTakeWritesInPlaceAndByAllocation) {
@@ -272,13 +271,7 @@ TEST_P(Qcow2Async, SubclustersTakeWritesInPlaceAndByAllocation) {
     ++cookie;
   }
   EXPECT_EQ(async_read(*img, 0, 1 << 20, 65536), expect);
-  ASSERT_TRUE(img->close());
-  auto again = open(top, {.read_only = true});
-  EXPECT_EQ(sync_read(*again, 0, 1 << 20), expect);
-  auto report = again->check(RepairMode::kNone);
-  ASSERT_TRUE(report);
-  EXPECT_EQ(report->corruptions, 0u);
-  EXPECT_EQ(report->leaks, 0u);
+  expect_persisted(*img, top, expect);
 }
 
 TEST_P(Qcow2Async, WriteToAClusterSharedWithASnapshotCopiesIt) {
@@ -458,13 +451,7 @@ TEST_P(Qcow2Async, PluggedCopyOnWritesOverlapAndLandWhole) {
   EXPECT_EQ(rbuf.bytes(),
             std::vector<uint8_t>(expect.begin() + read_at, expect.begin() + read_at + 4096));
   EXPECT_EQ(async_read(*img, 0, kSize, 4096), expect);
-  ASSERT_TRUE(img->close());
-  auto again = open(top, {.read_only = true});
-  EXPECT_EQ(sync_read(*again, 0, kSize), expect);
-  auto report = again->check(RepairMode::kNone);
-  ASSERT_TRUE(report);
-  EXPECT_EQ(report->corruptions, 0u);
-  EXPECT_EQ(report->leaks, 0u);
+  expect_persisted(*img, top, expect);
 }
 
 // A backing file on another file system (tmpfs under an overlay on /tmp): the kernel refuses
@@ -518,13 +505,7 @@ TEST_P(Qcow2Async, CopyOnWriteFromAnotherFileSystemFallsBackToMemory) {
     EXPECT_EQ(c.result, 512) << "cookie " << c.cookie;
   }
   EXPECT_EQ(async_read(*img, 0, kSize, 4096), expect);
-  ASSERT_TRUE(img->close());
-  auto again = open(top, {.read_only = true});
-  EXPECT_EQ(sync_read(*again, 0, kSize), expect);
-  auto report = again->check(RepairMode::kNone);
-  ASSERT_TRUE(report);
-  EXPECT_EQ(report->corruptions, 0u);
-  EXPECT_EQ(report->leaks, 0u);
+  expect_persisted(*img, top, expect);
 }
 
 TEST_P(Qcow2Async, SplitRequestsReapedOneAtATimeEachCompleteOnce) {

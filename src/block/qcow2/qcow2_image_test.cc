@@ -12,6 +12,7 @@ namespace kumo::block {
 namespace {
 
 using testing::run_command;
+using testing::pattern;
 using testing::ScratchDir;
 
 std::unique_ptr<Qcow2Image> open_rw(const std::string& path, OpenOptions o = {}) {
@@ -26,15 +27,6 @@ void expect_qemu_clean(const std::string& path) {
   }
   auto r = run_command("qemu-img check " + path);
   EXPECT_EQ(r.exit_code, 0) << r.output;
-}
-
-std::vector<uint8_t> pattern(size_t len, uint32_t seed) {
-  std::vector<uint8_t> v(len);
-  std::mt19937 rng(seed);
-  for (auto& b : v) {
-    b = static_cast<uint8_t>(rng());
-  }
-  return v;
 }
 
 TEST(Qcow2Image, CreateWriteReadRoundTripsAcrossReopen) {
