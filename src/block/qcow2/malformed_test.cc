@@ -164,5 +164,56 @@ TEST(Malformed, RefcountOverflowIsAnErrorNotACrash) {
   EXPECT_NE(st.error().message.find("overflow"), std::string::npos) << st.error().message;
 }
 
+// Extended L2 entries (16 bytes: the cluster word, then the subcluster bitmap) written by a
+// hostile file: a subcluster allocated without a data cluster is a named error on read, and
+// check counts both that and a subcluster marked allocated and zero at once.
+struct ExtendedL2Case {
+  const char* name;
+  uint64_t word;
+  uint64_t bitmap;
+};
+
+class MalformedExtendedL2 : public ::testing::TestWithParam<ExtendedL2Case> {};
+
+TEST_P(MalformedExtendedL2, IsAnErrorOrACorruptionNotACrash) {
+  ScratchDir dir;
+  const std::string p = dir.file("x.qcow2");
+  ASSERT_TRUE(create_qcow2(p, {.size_bytes = 1 << 20, .extended_l2 = true}));
+  uint64_t l2_offset = 0;
+  {
+    auto img = std::move(*Qcow2Image::open(p, {}));
+    ASSERT_TRUE(img->write(0, std::vector<uint8_t>(65536, 7)));  // cluster 0: an L2 table
+    ASSERT_TRUE(img->close());
+    HostFile f = *HostFile::open(p, true, false);
+    uint8_t b[8];
+    ASSERT_TRUE(f.pread_full(img->header().l1_table_offset, b));
+    l2_offset = qcow2::load_be64(b) & qcow2::kL1OffsetMask;
+  }
+  ASSERT_NE(l2_offset, 0u);
+  poke(p, l2_offset + 16, 8, GetParam().word);  // cluster 1's entry
+  poke(p, l2_offset + 24, 8, GetParam().bitmap);
+  auto img = Qcow2Image::open(p, {.read_only = true});
+  ASSERT_TRUE(img) << img.error().to_string();
+  std::vector<uint8_t> out(4096);
+  auto st = (*img)->read(65536, out);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().kind, ErrorKind::kInvalidInput);
+  EXPECT_NE(st.error().message.find("x.qcow2"), std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("corrupt"), std::string::npos) << st.error().message;
+  auto report = (*img)->check(RepairMode::kNone);
+  ASSERT_TRUE(report) << report.error().to_string();
+  EXPECT_GT(report->corruptions, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Entries, MalformedExtendedL2,
+    ::testing::Values(
+        ExtendedL2Case{"allocated_subcluster_without_cluster", 0, 1},
+        ExtendedL2Case{"subcluster_allocated_and_zero", 0,
+                       1 | (1ull << qcow2::kBitmapZeroShift)}),
+    [](const ::testing::TestParamInfo<ExtendedL2Case>& param_info) {
+      return std::string(param_info.param.name);
+    });
+
 }  // namespace
 }  // namespace kumo::block
