@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sched.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +20,12 @@ namespace {
 std::atomic<bool> g_manual{false};
 std::mutex g_manual_mutex;
 std::vector<EventLoop*> g_manual_loops;
+
+uint64_t monotonic_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 bool manual_loop_started(EventLoop* loop) {
   std::lock_guard lock(g_manual_mutex);
@@ -122,26 +130,51 @@ void EventLoop::stop() {
   drain_eventfd(stop_.get());
 }
 
-void EventLoop::run() {
+void EventLoop::set_poller(uint64_t window_ns, std::function<bool()> poll,
+                           std::function<bool()> prepare_sleep) {
+  poll_window_ns_ = window_ns;
+  poll_ = std::move(poll);
+  prepare_sleep_ = std::move(prepare_sleep);
+}
+
+bool EventLoop::dispatch(int timeout_ms, bool& worked) {
   std::array<epoll_event, 16> events{};
+  const int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), timeout_ms);
+  if (n < 0) {
+    return errno == EINTR;
+  }
+  for (int i = 0; i < n; ++i) {
+    if (events[static_cast<size_t>(i)].data.ptr == nullptr) {
+      return false;
+    }
+  }
+  for (int i = 0; i < n; ++i) {
+    (*static_cast<Handler*>(events[static_cast<size_t>(i)].data.ptr))();
+    worked = true;
+  }
+  return true;
+}
+
+void EventLoop::run() {
+  uint64_t poll_until_ns = 0;  // busy polling while the clock is before this
   for (;;) {
-    const int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), -1);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
+    bool polling = poll_ && monotonic_ns() < poll_until_ns;
+    if (poll_ && !polling && prepare_sleep_()) {
+      polling = true;  // work arrived while notifications were turned on: no sleep
+    }
+    bool worked = false;
+    if (!dispatch(polling ? 0 : -1, worked)) {
       return;
     }
-    for (int i = 0; i < n; ++i) {
-      if (events[static_cast<size_t>(i)].data.ptr == nullptr) {
-        return;
-      }
-    }
-    for (int i = 0; i < n; ++i) {
-      (*static_cast<Handler*>(events[static_cast<size_t>(i)].data.ptr))();
+    if (poll_ && (poll_() || worked)) {
+      poll_until_ns = monotonic_ns() + poll_window_ns_;
+    } else if (polling) {
+      ::sched_yield();
     }
   }
 }
+
+bool EventLoop::poll_manually() { return poll_ && (poll_() || prepare_sleep_()); }
 
 void EventLoop::set_manual_mode_for_testing(bool manual) { g_manual.store(manual); }
 
@@ -164,15 +197,21 @@ bool EventLoop::run_manual_loops_for_testing(size_t max_handlers) {
       // through a device reset), so each step re-checks that the loop is still started.
       while (manual_loop_started(loop)) {
         epoll_event event{};
-        if (::epoll_wait(loop->epoll_.get(), &event, 1, 0) != 1 || event.data.ptr == nullptr) {
+        const bool ready = ::epoll_wait(loop->epoll_.get(), &event, 1, 0) == 1;
+        if (ready && event.data.ptr == nullptr) {
           break;
+        }
+        if (!ready && !loop->poll_manually()) {
+          break;  // quiet, and the poller found nothing before it would sleep
         }
         if (ran == max_handlers) {
           return false;
         }
+        if (ready) {
+          (*static_cast<Handler*>(event.data.ptr))();
+        }
         ++ran;
         any = true;
-        (*static_cast<Handler*>(event.data.ptr))();
       }
     }
     if (!any) {

@@ -54,4 +54,14 @@ Result<uint64_t> parse_count(std::string_view value, std::string_view option,
   return out;
 }
 
+Result<uint64_t> parse_poll_window(std::string_view value, std::string_view option,
+                                   std::string_view key) {
+  const uint64_t micros = KUMO_TRY(parse_count(value, option, key));
+  if (micros > kMaxPollMicros) {
+    return invalid_input("{}: key '{}': {} us is more than {} us", option, key, micros,
+                         kMaxPollMicros);
+  }
+  return micros * 1000;
+}
+
 }  // namespace kumo

@@ -2,6 +2,7 @@
 // Splits "key=value,key=value" option strings (--disk, --net) into pairs. Pure; errors are
 // kInvalidInput naming the option and the offending key, ready for the CLI's exit status 2.
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -19,6 +20,12 @@ using KeyValues = std::vector<std::pair<std::string, std::string>>;
 // "on"/"off" (also true/false, yes/no, 1/0); the error names `option` and `key`.
 [[nodiscard]] Result<bool> parse_on_off(std::string_view value, std::string_view option,
                                         std::string_view key);
+// A device worker's busy-polling window, "poll-us=N" in microseconds (0 = off, at most
+// kMaxPollMicros); returns nanoseconds.
+inline constexpr uint64_t kMaxPollMicros = 10'000;
+inline constexpr uint64_t kDefaultPollMicros = 50;
+[[nodiscard]] Result<uint64_t> parse_poll_window(std::string_view value, std::string_view option,
+                                                 std::string_view key);
 // A non-negative decimal integer without suffix.
 [[nodiscard]] Result<uint64_t> parse_count(std::string_view value, std::string_view option,
                                            std::string_view key);

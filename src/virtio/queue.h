@@ -57,6 +57,10 @@ class SplitQueue final {
   // publishes avail_event = next index we will pop. Returns whether chains are available
   // right now, so the caller re-checks before sleeping (no lost wake-ups).
   [[nodiscard]] Result<bool> set_notifications(bool enable);
+  // Whether the driver made chains available that pop() has not returned yet (polling).
+  [[nodiscard]] Result<bool> has_available() const {
+    return KUMO_TRY(avail_idx()) != next_avail_;
+  }
 
   [[nodiscard]] uint16_t size() const { return config_.size; }
   [[nodiscard]] uint16_t next_avail() const { return next_avail_; }

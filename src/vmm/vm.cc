@@ -193,7 +193,8 @@ Status Vm::setup_virtio_devices() {
       return tl::unexpected(backend.error().with_context("--net"));
     }
     KUMO_TRY(add_virtio_device(std::make_unique<devices::virtio::net::VirtioNet>(
-        std::move(*backend), mac, net->bandwidth, net->ops)));
+        std::move(*backend), mac,
+        devices::virtio::net::NetWorkerSettings{net->bandwidth, net->ops, net->poll_ns})));
   }
   if (config_.rng) {
     KUMO_TRY(add_virtio_device(std::make_unique<devices::virtio::rng::VirtioRng>()));

@@ -256,6 +256,16 @@ TEST_F(VirtioE2e, BlkBenchRandomReadsForOneSecondWithoutErrors) {
   EXPECT_FALSE(has(r.out, "blk_requests=0\n")) << r.out;
 }
 
+// The worker polls by default (poll-us=50); without polling every request rides on the
+// driver's notification and the worker sleeps in between.
+TEST_F(VirtioE2e, BlkBenchWithoutPollingServesEveryRequest) {
+  auto r = guest("workload=blk-bench rw=randread qd=8 seconds=1",
+                 {"--disk", "path=" + raw_disk("d.raw") + ",poll-us=0"});
+  EXPECT_EQ(r.exit_status, 0) << r.err << r.out;
+  EXPECT_TRUE(has(r.out, "blk_errors=0")) << r.out;
+  EXPECT_FALSE(has(r.out, "blk_requests=0\n")) << r.out;
+}
+
 TEST_F(VirtioE2e, BlkBenchSequentialWritesForOneSecondWithoutErrors) {
   auto r = guest("workload=blk-bench rw=write seconds=1", {"--disk", "path=" + raw_disk("d.raw")});
   EXPECT_EQ(r.exit_status, 0) << r.err << r.out;
@@ -405,6 +415,19 @@ TEST_F(VirtioNetE2e, NetEchoThroughATapLosesNothing) {
   EXPECT_TRUE(has(r.out, "net_lost=0")) << r.out;
 }
 
+TEST_F(VirtioNetE2e, NetBenchLosesNothingWithAndWithoutPolling) {
+  HostTap tap;
+  ASSERT_TRUE(tap.ok());
+  ChildProcess echo({kTapEcho, tap.name(), "60"});
+  ASSERT_TRUE(echo.wait_for_stdout("ready", 10000)) << "kumo-tap-echo did not start";
+  for (const std::string poll : {"0", "50", "1000"}) {
+    auto r = guest("workload=net-bench seconds=1 window=32",
+                   {"--net", "tap=" + tap.name() + ",poll-us=" + poll});
+    EXPECT_EQ(r.exit_status, 0) << "poll-us=" << poll << r.err << r.out;
+    EXPECT_TRUE(has(r.out, "net_lost=0")) << "poll-us=" << poll << r.out;
+  }
+}
+
 TEST_F(VirtioNetE2e, GuestSeesTheMacGivenOnTheCommandLine) {
   HostTap tap;
   ASSERT_TRUE(tap.ok());
@@ -524,6 +547,12 @@ TEST_F(VirtioE2e, DiskWithoutPathIsMisuse) {
 TEST_F(VirtioE2e, BadCacheModeIsMisuse) {
   expect_misuse(guest("workload=hello", {"--disk", "path=" + raw_disk("d.raw") + ",cache=maybe"}),
                 "cache");
+}
+
+TEST_F(VirtioE2e, PollWindowBeyondTenMillisecondsIsMisuse) {
+  expect_misuse(guest("workload=hello", {"--disk", "path=" + raw_disk("d.raw") + ",poll-us=20000"}),
+                "poll-us");
+  expect_misuse(guest("workload=hello", {"--net", "tap=kvtx0,poll-us=fast"}), "poll-us");
 }
 
 TEST_F(VirtioE2e, DiskErrorNamesTheOptionOnce) {

@@ -50,6 +50,8 @@ Result<DiskOptions> parse_disk_options(std::string_view text) {
                              bytes ? "larger than 1G" : bytes.error().message);
       }
       (key == "l2-cache-size" ? out.l2_cache_bytes : out.refcount_cache_bytes) = *bytes;
+    } else if (key == "poll-us") {
+      out.poll_ns = KUMO_TRY(parse_poll_window(value, kOption, key));
     } else if (key == "serial") {
       if (value.size() > kIdBytes) {
         return invalid_input("{}: key 'serial': longer than {} bytes", kOption, kIdBytes);

@@ -3,10 +3,11 @@
 //
 // parse_disk_options() is pure: "path=IMG[,readonly=on|off][,cache=none|writeback]
 // [,io=io_uring|sync][,iops=N][,iops_burst=N][,bw=SIZE][,bw_burst=SIZE][,serial=ID]
-// [,l2-cache-size=SIZE][,refcount-cache-size=SIZE]".
+// [,l2-cache-size=SIZE][,refcount-cache-size=SIZE][,poll-us=N]".
 // iops is operations per second, bw bytes per second (K/M/G suffixes); the *_burst keys are
 // Firecracker's one-time burst; the cache sizes bound qcow2's metadata caches (QEMU's names;
-// default: L2 enough to map the whole disk up to 32 MiB, refcounts 256 KiB). Errors are
+// default: L2 enough to map the whole disk up to 32 MiB, refcounts 256 KiB); poll-us is the
+// worker's busy-polling window (default kDefaultPollMicros, 0 = off). Errors are
 // kInvalidInput and name the bad key.
 
 #include <cstdint>
@@ -14,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/key_value_options.h"
 #include "base/result.h"
 #include "base/token_bucket.h"
 
@@ -32,6 +34,7 @@ struct DiskOptions {
   std::string serial;                     // GET_ID answer (at most 20 bytes)
   uint64_t l2_cache_bytes = 0;            // 0: the back end's default
   uint64_t refcount_cache_bytes = 0;
+  uint64_t poll_ns = kDefaultPollMicros * 1000;  // see EventLoop::set_poller
 };
 
 inline constexpr uint64_t kMaxMetadataCacheBytes = 1ull << 30;

@@ -8,7 +8,7 @@ namespace {
 TEST(DiskOptions, ParsesEveryKey) {
   auto o = parse_disk_options(
       "path=/img/a.qcow2,readonly=on,cache=none,io=sync,iops=100,iops_burst=50,bw=10M,"
-      "bw_burst=1M,serial=abc,l2-cache-size=4M,refcount-cache-size=512K");
+      "bw_burst=1M,serial=abc,l2-cache-size=4M,refcount-cache-size=512K,poll-us=0");
   ASSERT_TRUE(o) << o.error().message;
   EXPECT_EQ(o->path, "/img/a.qcow2");
   EXPECT_TRUE(o->read_only);
@@ -24,6 +24,7 @@ TEST(DiskOptions, ParsesEveryKey) {
   EXPECT_EQ(o->serial, "abc");
   EXPECT_EQ(o->l2_cache_bytes, 4u << 20);
   EXPECT_EQ(o->refcount_cache_bytes, 512u << 10);
+  EXPECT_EQ(o->poll_ns, 0u);
 }
 
 TEST(DiskOptions, DefaultsAreWritebackIoUringUnlimited) {
@@ -34,6 +35,7 @@ TEST(DiskOptions, DefaultsAreWritebackIoUringUnlimited) {
   EXPECT_EQ(o->io, IoEngine::kIoUring);
   EXPECT_FALSE(o->ops);
   EXPECT_FALSE(o->bandwidth);
+  EXPECT_EQ(o->poll_ns, kDefaultPollMicros * 1000);
 }
 
 void expect_error_naming(std::string_view text, std::string_view key) {
@@ -58,6 +60,8 @@ TEST(DiskOptions, ErrorsNameTheBadKey) {
   expect_error_naming("path=", "path");
   expect_error_naming("path=x,l2-cache-size=lots", "l2-cache-size");
   expect_error_naming("path=x,refcount-cache-size=2G", "refcount-cache-size");
+  expect_error_naming("path=x,poll-us=1ms", "poll-us");
+  expect_error_naming("path=x,poll-us=10001", "poll-us");
 }
 
 TEST(DiskOptions, MalformedStringsAreRejected) {

@@ -18,6 +18,7 @@ VirtioBlock::VirtioBlock(std::shared_ptr<kumo::block::BlockBackend> backend, con
   settings_.serial = options.serial;
   settings_.ops = options.ops;
   settings_.bandwidth = options.bandwidth;
+  settings_.poll_ns = options.poll_ns;
   config_.capacity = settings_.limits.capacity_sectors;
   config_.seg_max = kQueueSize - 2;  // header and status take two descriptors
   config_.blk_size = static_cast<uint32_t>(kSectorBytes);

@@ -363,5 +363,37 @@ TEST_F(VirtioBlockTest, DeviceCanBeActivatedAgainAfterReset) {
   EXPECT_EQ(fresh.read(status, 1)[0], kStatusOk);
 }
 
+// Busy polling (poll-us): while the worker polls, a request the driver publishes without a
+// notification is served; once the window has passed, the driver is asked to notify again.
+TEST_F(VirtioBlockTest, APollingWorkerServesRequestsPublishedWithoutANotification) {
+  DiskOptions options;
+  options.poll_ns = 10'000'000'000;  // longer than the test: the worker never sleeps
+  start(options);
+  auto [st, len] = request(0, 0, queue_.alloc(512), 512, true);  // notified
+  ASSERT_EQ(st, kStatusOk);
+  const uint64_t status = queue_.alloc(1);
+  const uint16_t head = queue_.add_chain(
+      {{header(0, 1), 16, false}, {queue_.alloc(512), 512, true}, {status, 1, true}});
+  std::optional<vio::UsedElement> used;
+  ASSERT_TRUE(wait_until([&] { return (used = queue_.pop_used()).has_value(); }));
+  EXPECT_EQ(used->id, head);
+  EXPECT_EQ(status_at(status), kStatusOk);
+}
+
+TEST_F(VirtioBlockTest, AfterThePollWindowTheDriverIsAskedToNotifyAgain) {
+  DiskOptions options;
+  options.poll_ns = 1'000'000;
+  start(options);
+  auto [st, len] = request(0, 0, queue_.alloc(512), 512, true);
+  ASSERT_EQ(st, kStatusOk);
+  // EVENT_IDX: avail_event names the next chain the worker will pop.
+  EXPECT_TRUE(wait_until([&] { return queue_.avail_event() == 1; }));
+  const uint64_t status = queue_.alloc(1);
+  const uint16_t head = queue_.add_chain(
+      {{header(0, 1), 16, false}, {queue_.alloc(512), 512, true}, {status, 1, true}});
+  EXPECT_TRUE(run(head).has_value());
+  EXPECT_EQ(status_at(status), kStatusOk);
+}
+
 }  // namespace
 }  // namespace kumo::devices::virtio::block

@@ -32,6 +32,8 @@ Result<std::unique_ptr<BlockWorker>> BlockWorker::start(vio::ActivateContext con
   KUMO_TRY(w->loop_->add(w->notify_fd_, EPOLLIN, [self] { self->on_notify(); }));
   KUMO_TRY(w->loop_->add(w->backend_->completion_fd(), EPOLLIN, [self] { self->on_completion(); }));
   KUMO_TRY(w->loop_->add(w->timer_.get(), EPOLLIN, [self] { self->on_timer(); }));
+  w->loop_->set_poller(settings.poll_ns, [self] { return self->poll(); },
+                       [self] { return self->prepare_sleep(); });
   KUMO_TRY(w->loop_->start("virtio-blk"));
   // Requests the driver queued before DRIVER_OK without notifying.
   signal_eventfd(w->notify_fd_);
@@ -151,6 +153,14 @@ void BlockWorker::complete(uint16_t head, std::optional<memory::GuestAddress> st
 void BlockWorker::process_queue() {
   // Everything the driver made available goes to the host in one batch (one io_uring_enter,
   // one host block-layer plug) instead of one system call per request.
+  // No notifications while the worker is busy with the ring: prepare_sleep() turns them
+  // back on before the worker sleeps.
+  if (notify_on_ && !broken_) {
+    if (auto off = queue_->set_notifications(false); !off) {
+      broken(off.error());
+    }
+    notify_on_ = false;
+  }
   backend_->plug();
   while (!broken_ && !waiting_timer_ && !waiting_backend_) {
     if (!deferred_) {
@@ -160,14 +170,6 @@ void BlockWorker::process_queue() {
         break;
       }
       if (!*popped) {
-        auto more = queue_->set_notifications(true);
-        if (!more) {
-          broken(more.error());
-          break;
-        }
-        if (*more) {
-          continue;
-        }
         break;
       }
       deferred_ = std::move(**popped);
@@ -187,6 +189,37 @@ void BlockWorker::process_queue() {
       ctx_.interrupt->signal_used(0);
     }
   }
+}
+
+bool BlockWorker::poll() {
+  if (broken_ || waiting_timer_ || waiting_backend_) {
+    return false;
+  }
+  auto available = queue_->has_available();
+  if (!available) {
+    broken(available.error());
+    return false;
+  }
+  if (!*available) {
+    return false;
+  }
+  process_queue();
+  return true;
+}
+
+bool BlockWorker::prepare_sleep() {
+  // A throttled or back-end-bound worker resumes on its timer or a completion, not on the
+  // driver's notification.
+  if (broken_ || notify_on_ || waiting_timer_ || waiting_backend_) {
+    return false;
+  }
+  auto more = queue_->set_notifications(true);
+  if (!more) {
+    broken(more.error());
+    return false;
+  }
+  notify_on_ = true;
+  return *more;
 }
 
 bool BlockWorker::handle(const vio::DescriptorChain& chain) {

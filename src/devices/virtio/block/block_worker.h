@@ -32,6 +32,7 @@ struct BlockWorkerSettings {
   std::string serial;
   std::optional<BucketConfig> ops;
   std::optional<BucketConfig> bandwidth;
+  uint64_t poll_ns = 0;  // busy-polling window after the last work (EventLoop::set_poller)
 };
 
 class BlockWorker final {
@@ -57,6 +58,10 @@ class BlockWorker final {
   void on_completion();
   void on_timer();
   void process_queue();
+  // The event loop's poller: new chains in the ring (checked without a notification).
+  bool poll();
+  // Turns the driver's notifications back on; true when chains arrived meanwhile.
+  bool prepare_sleep();
   // Returns false when the request must wait (rate limiter or full back end).
   bool handle(const kumo::virtio::DescriptorChain& chain);
   // Writes the status byte (when the chain has one) and publishes the used element.
@@ -78,6 +83,7 @@ class BlockWorker final {
   bool waiting_timer_ = false;
   bool waiting_backend_ = false;
   bool broken_ = false;
+  bool notify_on_ = true;  // the ring starts with notifications on (used.flags 0)
   bool used_pending_ = false;
   uint64_t next_cookie_ = 1;
   std::map<uint64_t, std::unique_ptr<InFlight>> in_flight_;

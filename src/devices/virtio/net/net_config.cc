@@ -39,6 +39,8 @@ Result<NetOptions> parse_net_options(std::string_view text) {
       ops = KUMO_TRY(parse_count(value, kOption, key));
     } else if (key == "ops_burst") {
       ops_burst = KUMO_TRY(parse_count(value, kOption, key));
+    } else if (key == "poll-us") {
+      out.poll_ns = KUMO_TRY(parse_poll_window(value, kOption, key));
     } else {
       return invalid_input("{}: unknown key '{}'", kOption, key);
     }

@@ -2,9 +2,10 @@
 // virtio-net user options (--net) and device configuration (virtio 1.2 §5.1.4).
 //
 // parse_net_options() is pure: "tap=NAME | bridge=BR [,tap=NAME] [,mac=52:54:00:..]
-// [,bw=SIZE][,bw_burst=SIZE][,ops=N][,ops_burst=N]". With bridge= a tap is created (named
-// NAME, or kernel-chosen) and enslaved to the existing bridge BR. bw/ops limit each
-// direction separately (bytes or frames per second, Firecracker token buckets).
+// [,bw=SIZE][,bw_burst=SIZE][,ops=N][,ops_burst=N][,poll-us=N]". With bridge= a tap is
+// created (named NAME, or kernel-chosen) and enslaved to the existing bridge BR. bw/ops limit
+// each direction separately (bytes or frames per second, Firecracker token buckets); poll-us
+// is the worker's busy-polling window (default kDefaultPollMicros, 0 = off).
 // Errors are kInvalidInput naming the bad key.
 
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/key_value_options.h"
 #include "base/result.h"
 #include "base/token_bucket.h"
 #include "net/mac_address.h"
@@ -24,6 +26,7 @@ struct NetOptions {
   std::optional<kumo::net::MacAddress> mac;  // nullopt: random 52:54:00:xx:xx:xx
   std::optional<BucketConfig> bandwidth;
   std::optional<BucketConfig> ops;
+  uint64_t poll_ns = kDefaultPollMicros * 1000;  // see EventLoop::set_poller
 };
 
 [[nodiscard]] Result<NetOptions> parse_net_options(std::string_view text);

@@ -11,9 +11,8 @@ namespace kumo::devices::virtio::net {
 namespace vio = kumo::virtio;
 
 VirtioNet::VirtioNet(std::unique_ptr<kumo::net::FrameBackend> backend,
-                     const kumo::net::MacAddress& mac, const std::optional<BucketConfig>& bandwidth,
-                     const std::optional<BucketConfig>& ops)
-    : backend_(std::move(backend)), bandwidth_(bandwidth), ops_(ops) {
+                     const kumo::net::MacAddress& mac, NetWorkerSettings settings)
+    : backend_(std::move(backend)), settings_(std::move(settings)) {
   std::memcpy(config_.mac, mac.bytes.data(), 6);
   config_.status = kStatusLinkUp;
 }
@@ -70,7 +69,7 @@ Status VirtioNet::activate(vio::ActivateContext context) {
     std::lock_guard lock(config_mutex_);
     interrupt_ = context.interrupt;
   }
-  worker_ = KUMO_TRY(NetWorker::start(std::move(context), *backend_, bandwidth_, ops_, counters_));
+  worker_ = KUMO_TRY(NetWorker::start(std::move(context), *backend_, settings_, counters_));
   return {};
 }
 

@@ -25,7 +25,7 @@ inline constexpr uint16_t kQueueSize = 256;
 class VirtioNet final : public kumo::virtio::VirtioDevice {
  public:
   VirtioNet(std::unique_ptr<kumo::net::FrameBackend> backend, const kumo::net::MacAddress& mac,
-            const std::optional<BucketConfig>& bandwidth, const std::optional<BucketConfig>& ops);
+            NetWorkerSettings settings);
   ~VirtioNet() override;
 
   [[nodiscard]] uint16_t device_type() const override;
@@ -45,8 +45,7 @@ class VirtioNet final : public kumo::virtio::VirtioDevice {
 
  private:
   std::unique_ptr<kumo::net::FrameBackend> backend_;
-  std::optional<BucketConfig> bandwidth_;
-  std::optional<BucketConfig> ops_;
+  NetWorkerSettings settings_;
   std::mutex config_mutex_;
   NetConfigSpace config_{};
   std::shared_ptr<kumo::virtio::VirtioInterrupt> interrupt_;

@@ -45,12 +45,12 @@ class VirtioNetTest : public ::testing::Test {
         tx_(mem_, 0x4000, 16, 0x200000, 0x100000) {}
 
   bool start(uint64_t features, std::optional<BucketConfig> bw = std::nullopt,
-             bool expect_ok = true) {
+             bool expect_ok = true, uint64_t poll_ns = 0) {
     auto backend = std::make_unique<testing::SocketBackend>(&peer_);
     backend_ = backend.get();
     auto device = std::make_unique<VirtioNet>(std::move(backend),
-                                              *kumo::net::parse_mac("52:54:00:12:34:56"), bw,
-                                              std::nullopt);
+                                              *kumo::net::parse_mac("52:54:00:12:34:56"),
+                                              NetWorkerSettings{bw, std::nullopt, poll_ns});
     net_ = device.get();
     transport_ = *VirtioPciDevice::create(std::move(device),
                                           TransportContext{&mem_, nullptr, line_, nullptr});
@@ -66,12 +66,12 @@ class VirtioNetTest : public ::testing::Test {
     return true;
   }
 
-  uint16_t send(const VnetHeader& h, const std::vector<uint8_t>& frame) {
+  uint16_t send(const VnetHeader& h, const std::vector<uint8_t>& frame, bool notify = true) {
     const uint64_t hdr = tx_.alloc(12, std::span(reinterpret_cast<const uint8_t*>(&h), 12));
     const uint64_t data = tx_.alloc(frame.size(), frame);
     const uint16_t head = tx_.add_chain({{hdr, 12, false},
                                          {data, static_cast<uint32_t>(frame.size()), false}});
-    driver_->notify(1);
+    if (notify) driver_->notify(1);
     return head;
   }
 
@@ -256,6 +256,39 @@ TEST_F(VirtioNetTest, TransmitBandwidthIsLimited) {
   EXPECT_GE(std::chrono::steady_clock::now() - begin, std::chrono::milliseconds(80));
 }
 
+// Busy polling (poll-us): while the worker polls, frames and receive buffers the driver
+// publishes without a notification are used; afterwards it asks for notifications again.
+TEST_F(VirtioNetTest, APollingWorkerUsesChainsPublishedWithoutANotification) {
+  start(bits({}), std::nullopt, true, 10'000'000'000);  // longer than the test
+  send(VnetHeader{}, ethernet_frame(60));
+  ASSERT_TRUE(peer_recv());
+  const auto unnotified = ethernet_frame(70);
+  send(VnetHeader{}, unnotified, /*notify=*/false);
+  auto got = peer_recv();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->size(), 12u + unnotified.size());
+  // Out of receive buffers, then one is posted without a notification.
+  auto frame = ethernet_frame(60);
+  std::vector<uint8_t> msg(12, 0);
+  msg.insert(msg.end(), frame.begin(), frame.end());
+  ASSERT_EQ(::send(peer_.get(), msg.data(), msg.size(), 0), static_cast<ssize_t>(msg.size()));
+  rx_.add_chain({{rx_.alloc(2048), 2048, true}});
+  EXPECT_TRUE(wait_until([&] { return rx_.used_idx() == 1; }));
+}
+
+TEST_F(VirtioNetTest, AfterThePollWindowTheDriverIsAskedToNotifyAgain) {
+  start(bits({}), std::nullopt, true, 1'000'000);
+  send(VnetHeader{}, ethernet_frame(60));
+  ASSERT_TRUE(peer_recv());
+  // No EVENT_IDX here: used.flags NO_NOTIFY is cleared on both queues before sleeping.
+  EXPECT_TRUE(wait_until([&] { return tx_.used_flags() == 0 && rx_.used_flags() == 0; }));
+  const auto second = ethernet_frame(61);
+  send(VnetHeader{}, second);
+  auto got = peer_recv();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->size(), 12u + second.size());
+}
+
 TEST(NetOptions, ParsesTapBridgeMacAndLimits) {
   auto o = parse_net_options("bridge=br0,tap=vm0,mac=52:54:00:00:00:01,bw=1M,ops=1000,ops_burst=10");
   ASSERT_TRUE(o) << o.error().message;
@@ -280,6 +313,14 @@ TEST(NetOptions, ErrorsNameTheBadKey) {
   check("tap=t0,speed=10G", "speed");
   check("tap=t0,bw=fast", "bw");
   check("tap=t0,ops_burst=3", "ops_burst");
+  check("tap=t0,poll-us=10001", "poll-us");
+  check("tap=t0,poll-us=-1", "poll-us");
+}
+
+TEST(NetOptions, PollWindowDefaultsOnAndCanBeTurnedOff) {
+  EXPECT_EQ(parse_net_options("tap=t0")->poll_ns, kDefaultPollMicros * 1000);
+  EXPECT_EQ(parse_net_options("tap=t0,poll-us=0")->poll_ns, 0u);
+  EXPECT_EQ(parse_net_options("tap=t0,poll-us=200")->poll_ns, 200'000u);
 }
 
 }  // namespace

@@ -101,7 +101,7 @@ TEST(VirtioNetTap, FramesFlowBothWaysThroughARealTap) {
   const auto guest_mac = *kumo::net::parse_mac("52:54:00:e2:e2:01");
   auto line = std::make_shared<virtio::testing::FakeInterruptLine>();
   auto transport = *VirtioPciDevice::create(
-      std::make_unique<VirtioNet>(std::move(host->tap), guest_mac, std::nullopt, std::nullopt),
+      std::make_unique<VirtioNet>(std::move(host->tap), guest_mac, NetWorkerSettings{}),
       TransportContext{&mem, nullptr, line, nullptr});
   TransportDriver driver(*transport);
   ASSERT_TRUE(driver.negotiate(vio::feature_bit(vio::kFeatureVersion1) |

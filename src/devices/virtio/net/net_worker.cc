@@ -13,13 +13,12 @@ namespace vio = kumo::virtio;
 
 Result<std::unique_ptr<NetWorker>> NetWorker::start(vio::ActivateContext context,
                                                     kumo::net::FrameBackend& backend,
-                                                    const std::optional<BucketConfig>& bandwidth,
-                                                    const std::optional<BucketConfig>& ops,
+                                                    const NetWorkerSettings& settings,
                                                     NetCounters& counters) {
   if (context.queues.size() < 2 || !context.queues[kRxQueue] || !context.queues[kTxQueue]) {
     return guest_error("virtio-net activated without its receive and transmit queues");
   }
-  std::unique_ptr<NetWorker> w(new NetWorker(std::move(context), backend, bandwidth, ops, counters));
+  std::unique_ptr<NetWorker> w(new NetWorker(std::move(context), backend, settings, counters));
   w->rx_timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
   w->tx_timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
   if (!w->rx_timer_ || !w->tx_timer_) {
@@ -50,6 +49,8 @@ Result<std::unique_ptr<NetWorker>> NetWorker::start(vio::ActivateContext context
     self->tx_throttled_ = false;
     self->process_tx();
   }));
+  w->loop_->set_poller(settings.poll_ns, [self] { return self->poll(); },
+                       [self] { return self->prepare_sleep(); });
   w->interest_ = EPOLLIN;
   KUMO_TRY(w->loop_->add(backend.fd(), EPOLLIN, [self] { self->on_backend(); }));
   KUMO_TRY(w->loop_->start("virtio-net"));
@@ -58,15 +59,14 @@ Result<std::unique_ptr<NetWorker>> NetWorker::start(vio::ActivateContext context
 }
 
 NetWorker::NetWorker(vio::ActivateContext context, kumo::net::FrameBackend& backend,
-                     const std::optional<BucketConfig>& bandwidth,
-                     const std::optional<BucketConfig>& ops, NetCounters& counters)
+                     const NetWorkerSettings& settings, NetCounters& counters)
     : ctx_(std::move(context)),
       rx_(&ctx_.queues[kRxQueue]->queue),
       tx_(&ctx_.queues[kTxQueue]->queue),
       backend_(backend),
       counters_(counters),
-      rx_limit_(bandwidth, ops),
-      tx_limit_(bandwidth, ops) {}
+      rx_limit_(settings.bandwidth, settings.ops),
+      tx_limit_(settings.bandwidth, settings.ops) {}
 
 NetWorker::~NetWorker() { stop(); }
 
@@ -124,6 +124,53 @@ bool NetWorker::quiet(vio::SplitQueue& q, bool& enabled) {
   return true;
 }
 
+bool NetWorker::poll() {
+  bool worked = false;
+  if (!broken_ && !tx_throttled_ && !tx_backend_full_) {
+    auto available = tx_->has_available();
+    if (!available) {
+      broken();
+    } else if (*available) {
+      process_tx();
+      worked = true;
+    }
+  }
+  if (!broken_ && rx_no_buffers_) {
+    auto available = rx_->has_available();
+    if (!available) {
+      broken();
+    } else if (*available) {
+      rx_no_buffers_ = false;
+      process_rx();
+      worked = true;
+    }
+  }
+  return worked;
+}
+
+bool NetWorker::prepare_sleep() {
+  // Transmit: notifications unless throttled or the tap is full (a timer or EPOLLOUT resumes).
+  // Receive: only when out of buffers (a frame from the tap resumes otherwise).
+  bool more = false;
+  if (!broken_ && !tx_notify_ && !tx_throttled_ && !tx_backend_full_) {
+    more = wake_on_notify(*tx_, tx_notify_) || more;
+  }
+  if (!broken_ && !rx_notify_ && rx_no_buffers_) {
+    more = wake_on_notify(*rx_, rx_notify_) || more;
+  }
+  return more;
+}
+
+bool NetWorker::wake_on_notify(vio::SplitQueue& q, bool& enabled) {
+  auto more = q.set_notifications(true);
+  if (!more) {
+    broken();
+    return false;
+  }
+  enabled = true;
+  return *more;
+}
+
 void NetWorker::on_backend() {
   process_rx();
   if (tx_backend_full_) {
@@ -150,18 +197,8 @@ void NetWorker::process_rx() {
       break;
     }
     if (!*popped) {
-      auto more = rx_->set_notifications(true);
-      if (!more) {
-        broken();
-        break;
-      }
-      rx_notify_ = true;
-      if (!*more) {
-        rx_no_buffers_ = true;
-      } else if (!quiet(*rx_, rx_notify_)) {
-        break;
-      }
-      continue;
+      rx_no_buffers_ = true;  // poll() or, before sleeping, a notification brings more
+      break;
     }
     const vio::DescriptorChain& chain = **popped;
     auto iov = vio::host_iovecs(*ctx_.memory, chain.writable);
@@ -210,14 +247,7 @@ void NetWorker::process_tx() {
       break;
     }
     if (!*popped) {
-      auto more = tx_->set_notifications(true);
-      if (!more) {
-        broken();
-        break;
-      }
-      tx_notify_ = true;
-      if (*more && quiet(*tx_, tx_notify_)) continue;
-      break;
+      break;  // prepare_sleep() turns notifications back on
     }
     const vio::DescriptorChain& chain = **popped;
     auto frame = parse_tx_frame(*ctx_.memory, chain, ctx_.features);

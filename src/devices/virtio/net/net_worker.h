@@ -26,6 +26,12 @@
 
 namespace kumo::devices::virtio::net {
 
+struct NetWorkerSettings {
+  std::optional<BucketConfig> bandwidth;  // bytes per second, each direction
+  std::optional<BucketConfig> ops;        // frames per second, each direction
+  uint64_t poll_ns = 0;  // busy-polling window after the last work (EventLoop::set_poller)
+};
+
 struct NetCounters {
   std::atomic<uint64_t> rx_frames{0};
   std::atomic<uint64_t> tx_frames{0};
@@ -40,24 +46,29 @@ class NetWorker final {
 
   [[nodiscard]] static Result<std::unique_ptr<NetWorker>> start(
       kumo::virtio::ActivateContext context, kumo::net::FrameBackend& backend,
-      const std::optional<BucketConfig>& bandwidth, const std::optional<BucketConfig>& ops,
-      NetCounters& counters);
+      const NetWorkerSettings& settings, NetCounters& counters);
   ~NetWorker();
   void stop();
 
  private:
   NetWorker(kumo::virtio::ActivateContext context, kumo::net::FrameBackend& backend,
-            const std::optional<BucketConfig>& bandwidth, const std::optional<BucketConfig>& ops,
-            NetCounters& counters);
+            const NetWorkerSettings& settings, NetCounters& counters);
   void process_rx();
   void process_tx();
   void on_backend();
+  // The event loop's poller: transmit chains, and receive buffers after running out.
+  bool poll();
+  // Turns the driver's notifications back on where the worker waits for them; true when
+  // chains arrived meanwhile.
+  bool prepare_sleep();
+  // Enables notifications on `q` (sets `enabled`); whether chains are available.
+  bool wake_on_notify(kumo::virtio::SplitQueue& q, bool& enabled);
   void update_interest();
   void signal(kumo::virtio::SplitQueue& q, uint16_t index, bool& pending);
   void broken();
   // Turns the driver's notifications for `q` off (used.flags NO_NOTIFY / avail_event) while
-  // the worker is busy with it, as QEMU does; they are turned back on (and the ring
-  // re-checked) only when the worker would otherwise sleep on that queue.
+  // the worker is busy with it, as QEMU does; prepare_sleep() turns them back on (and
+  // re-checks the ring) only when the worker would otherwise sleep on that queue.
   bool quiet(kumo::virtio::SplitQueue& q, bool& enabled);
   static void arm(int timer_fd, uint64_t ns);
 
