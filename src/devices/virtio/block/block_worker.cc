@@ -151,8 +151,6 @@ void BlockWorker::complete(uint16_t head, std::optional<memory::GuestAddress> st
 }
 
 void BlockWorker::process_queue() {
-  // Everything the driver made available goes to the host in one batch (one io_uring_enter,
-  // one host block-layer plug) instead of one system call per request.
   // No notifications while the worker is busy with the ring: prepare_sleep() turns them
   // back on before the worker sleeps.
   if (notify_on_ && !broken_) {
@@ -161,6 +159,8 @@ void BlockWorker::process_queue() {
     }
     notify_on_ = false;
   }
+  // Everything the driver made available goes to the host in one batch (one io_uring_enter,
+  // one host block-layer plug) instead of one system call per request.
   backend_->plug();
   while (!broken_ && !waiting_timer_ && !waiting_backend_) {
     if (!deferred_) {
