@@ -516,10 +516,7 @@ void VirtioPciDevice::write_status(uint8_t status) {
   if ((status_ & ~status & ~vio::kStatusNeedsReset) != 0) {
     stop_device_locked();
     status_ = status;
-    irq_->needs_reset.store(true);
-    if ((status & vio::kStatusDriverOk) != 0) {
-      irq_->raise(kIsrConfig, irq_->config_vector.load());
-    }
+    set_needs_reset_locked();
     return;
   }
   const uint8_t newly = static_cast<uint8_t>(status & ~status_);
@@ -536,10 +533,18 @@ void VirtioPciDevice::write_status(uint8_t status) {
   if ((newly & vio::kStatusDriverOk) != 0) {
     // A device that needs a reset stays stopped until the driver resets it.
     if ((status_ & vio::kStatusFeaturesOk) == 0 || irq_->needs_reset.load()) {
-      irq_->needs_reset.store(true);
+      set_needs_reset_locked();
       return;
     }
     activate_locked();
+  }
+}
+
+void VirtioPciDevice::set_needs_reset_locked() {
+  irq_->needs_reset.store(true);
+  // §2.1.2: with DRIVER_OK set, NEEDS_RESET comes with a configuration change notification.
+  if ((status_ & vio::kStatusDriverOk) != 0) {
+    irq_->raise(kIsrConfig, irq_->config_vector.load());
   }
 }
 
@@ -565,7 +570,7 @@ void VirtioPciDevice::activate_locked() {
                                   memory::GuestAddress(q.driver), memory::GuestAddress(q.device)};
     if (q.size > device_->max_queue_size() ||
         !vio::SplitQueue::validate(*context_.memory, config, event_idx)) {
-      irq_->needs_reset.store(true);
+      set_needs_reset_locked();
       return;
     }
     ctx.queues.emplace_back(
@@ -574,7 +579,7 @@ void VirtioPciDevice::activate_locked() {
   }
   ctx.interrupt = std::make_shared<TransportInterrupt>(irq_, std::move(vectors));
   if (!device_->activate(std::move(ctx))) {
-    irq_->needs_reset.store(true);
+    set_needs_reset_locked();
     return;
   }
   active_ = true;

@@ -108,6 +108,8 @@ class VirtioPciDevice final : public pci::PciDevice {
   void write_status(uint8_t status);
   // Stops the device's worker (VirtioDevice::reset); the transport's registers stay.
   void stop_device_locked();
+  // Sets DEVICE_NEEDS_RESET; interrupts (configuration change) when DRIVER_OK is set.
+  void set_needs_reset_locked();
   void reset_locked();
   void activate_locked();
   [[nodiscard]] uint8_t isr_read();

@@ -447,8 +447,8 @@ TEST_F(PciTransportTest, StatusBitClearedBeforeDriverOkKeepsTheDeviceFromStartin
   EXPECT_TRUE(d.status() & vio::kStatusNeedsReset);
 }
 
-TEST_F(PciTransportTest, BadQueueLayoutSetsNeedsReset) {
-  auto t = make();
+TEST_F(PciTransportTest, BadQueueLayoutSetsNeedsResetAndNotifiesTheDriver) {
+  auto t = make(/*msix=*/false);
   TransportDriver d(*t);
   ASSERT_TRUE(d.negotiate(modern()));
   auto cfg = queue_.config();
@@ -457,6 +457,17 @@ TEST_F(PciTransportTest, BadQueueLayoutSetsNeedsReset) {
   d.driver_ok();
   EXPECT_TRUE(d.status() & vio::kStatusNeedsReset);
   EXPECT_EQ(echo_->activations, 0);
+  EXPECT_TRUE(line_->level.load());  // §2.1.2: DRIVER_OK is set, so a configuration change
+  EXPECT_EQ(d.isr(), 2);
+}
+
+TEST_F(PciTransportTest, DriverOkWithoutFeaturesOkNeedsResetAndNotifiesTheDriver) {
+  auto t = make(/*msix=*/false);
+  TransportDriver d(*t);
+  d.set_status(vio::kStatusAcknowledge | vio::kStatusDriver);
+  d.driver_ok();
+  EXPECT_TRUE(d.status() & vio::kStatusNeedsReset);
+  EXPECT_EQ(d.isr(), 2);
 }
 
 TEST_F(PciTransportTest, NonPowerOfTwoQueueSizeSetsNeedsReset) {
