@@ -131,6 +131,15 @@ std::vector<uint8_t> make_mixed_image(const std::string& path,
   return data;
 }
 
+// A 1 MiB qcow2 base holding `data` everywhere (for overlays over a full base).
+void make_full_base(const std::string& path, const std::vector<uint8_t>& data) {
+  ASSERT_TRUE(create_qcow2(path, {.size_bytes = 1 << 20}));
+  auto img = Qcow2Image::open(path, {});
+  ASSERT_TRUE(img);
+  ASSERT_TRUE((*img)->write(0, data));
+  ASSERT_TRUE((*img)->close());
+}
+
 TEST_P(Qcow2Async, ReadInsideOneDataClusterReturnsItsBytes) {
   ScratchDir dir;
   const std::string p = dir.file("a.qcow2");
@@ -179,13 +188,8 @@ TEST_P(Qcow2Async, UnallocatedClustersShowTheBackingFileAndZeroClustersHideIt) {
   ScratchDir dir;
   const std::string base = dir.file("base.qcow2");
   const std::string top = dir.file("top.qcow2");
-  ASSERT_TRUE(create_qcow2(base, {.size_bytes = 1 << 20}));
   const auto under = pattern(1 << 20, 3);
-  {
-    auto b = open(base, {});
-    ASSERT_TRUE(b->write(0, under));
-    ASSERT_TRUE(b->close());
-  }
+  ASSERT_NO_FATAL_FAILURE(make_full_base(base, under));
   const auto data = make_mixed_image(top, "base.qcow2");
   auto img = open(top, options());
   // Cluster 2 is unallocated in the overlay: the base's bytes.
@@ -207,12 +211,7 @@ TEST_P(Qcow2Async, WritesLandInEveryClusterKindAndReadBack) {
   ScratchDir dir;
   const std::string base = dir.file("base.qcow2");
   const std::string top = dir.file("top.qcow2");
-  ASSERT_TRUE(create_qcow2(base, {.size_bytes = 1 << 20}));
-  {
-    auto b = open(base, {});
-    ASSERT_TRUE(b->write(0, pattern(1 << 20, 4)));
-    ASSERT_TRUE(b->close());
-  }
+  ASSERT_NO_FATAL_FAILURE(make_full_base(base, pattern(1 << 20, 4)));
   make_mixed_image(top, "base.qcow2");
   auto img = open(top, options());
   auto expect = sync_read(*img, 0, 1 << 20);
@@ -242,12 +241,7 @@ TEST_P(Qcow2Async, SubclustersTakeWritesInPlaceAndByAllocation) {
   ScratchDir dir;
   const std::string base = dir.file("base.qcow2");
   const std::string top = dir.file("top.qcow2");
-  ASSERT_TRUE(create_qcow2(base, {.size_bytes = 1 << 20}));
-  {
-    auto b = open(base, {});
-    ASSERT_TRUE(b->write(0, pattern(1 << 20, 4)));
-    ASSERT_TRUE(b->close());
-  }
+  ASSERT_NO_FATAL_FAILURE(make_full_base(base, pattern(1 << 20, 4)));
   make_mixed_image(top, "base.qcow2", true);
   auto img = open(top, options());
   auto expect = sync_read(*img, 0, 1 << 20);
