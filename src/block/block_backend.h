@@ -84,10 +84,6 @@ class BlockBackend {
   }
   // The next image in the backing chain, or nullptr. Owned by this back end.
   [[nodiscard]] virtual BlockBackend* backing() { return nullptr; }
-  // The host file that block_status().host_offset points into, for in-kernel copies
-  // (copy_file_range), or -1 when there is none or it must not be used that way (O_DIRECT).
-  // Owned by this back end.
-  [[nodiscard]] virtual int data_fd() const { return -1; }
   // Flushes and releases; later calls fail. The destructor closes too, ignoring errors.
   [[nodiscard]] virtual Status close() { return flush(); }
 };

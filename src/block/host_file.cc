@@ -14,21 +14,10 @@
 #include <memory>
 #include <vector>
 
+#include "block/aligned_buffer.h"
+
 namespace kumo::block {
 namespace {
-
-struct FreeDeleter {
-  void operator()(uint8_t* p) const { std::free(p); }
-};
-using AlignedBuffer = std::unique_ptr<uint8_t, FreeDeleter>;
-
-AlignedBuffer aligned_alloc_bytes(size_t len) {
-  void* p = nullptr;
-  if (::posix_memalign(&p, HostFile::kDirectAlignment, len) != 0) {
-    return nullptr;
-  }
-  return AlignedBuffer(static_cast<uint8_t*>(p));
-}
 
 bool is_aligned(uint64_t offset, size_t len, const void* buf) {
   constexpr uint64_t a = HostFile::kDirectAlignment;
@@ -172,12 +161,12 @@ Status HostFile::pread_full(uint64_t offset_bytes, std::span<uint8_t> out) const
   const uint64_t end = (offset_bytes + out.size() + kDirectAlignment - 1) / kDirectAlignment *
                        kDirectAlignment;
   const size_t len = static_cast<size_t>(end - start);
-  AlignedBuffer bounce = aligned_alloc_bytes(len);
+  AlignedBuffer bounce(len);
   if (!bounce) {
     return host_error_errno(ENOMEM, "'{}': bounce buffer of {} bytes", path_, len);
   }
-  KUMO_TRY(pread_raw(start, std::span<uint8_t>(bounce.get(), len)));
-  std::memcpy(out.data(), bounce.get() + (offset_bytes - start), out.size());
+  KUMO_TRY(pread_raw(start, std::span<uint8_t>(bounce.data(), len)));
+  std::memcpy(out.data(), bounce.data() + (offset_bytes - start), out.size());
   return {};
 }
 
@@ -192,15 +181,15 @@ Status HostFile::pwrite_full(uint64_t offset_bytes, std::span<const uint8_t> in)
   const uint64_t end = (offset_bytes + in.size() + kDirectAlignment - 1) / kDirectAlignment *
                        kDirectAlignment;
   const size_t len = static_cast<size_t>(end - start);
-  AlignedBuffer bounce = aligned_alloc_bytes(len);
+  AlignedBuffer bounce(len);
   if (!bounce) {
     return host_error_errno(ENOMEM, "'{}': bounce buffer of {} bytes", path_, len);
   }
-  std::span<uint8_t> b(bounce.get(), len);
+  std::span<uint8_t> b(bounce.data(), len);
   if (start != offset_bytes || end != offset_bytes + in.size()) {
     KUMO_TRY(pread_raw(start, b));
   }
-  std::memcpy(bounce.get() + (offset_bytes - start), in.data(), in.size());
+  std::memcpy(bounce.data() + (offset_bytes - start), in.data(), in.size());
   return pwrite_raw(start, b);
 }
 
@@ -279,15 +268,15 @@ Status HostFile::zero_range(uint64_t offset_bytes, uint64_t len_bytes) {
     ++*write_budget_;
   }
   constexpr size_t kChunk = 1 << 20;
-  AlignedBuffer zeros = aligned_alloc_bytes(kChunk);
+  AlignedBuffer zeros(kChunk);
   if (!zeros) {
     return host_error_errno(ENOMEM, "'{}': zero buffer", path_);
   }
-  std::memset(zeros.get(), 0, kChunk);
+  std::memset(zeros.data(), 0, kChunk);
   uint64_t done = 0;
   while (done < len_bytes) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, len_bytes - done));
-    KUMO_TRY(pwrite_full(offset_bytes + done, std::span<const uint8_t>(zeros.get(), n)));
+    KUMO_TRY(pwrite_full(offset_bytes + done, std::span<const uint8_t>(zeros.data(), n)));
     done += n;
   }
   return {};

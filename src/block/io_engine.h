@@ -25,13 +25,8 @@ struct EngineRequest {
   uint64_t offset_bytes = 0;
   const iovec* iov = nullptr;
   int iov_count = 0;
-  uint64_t len_bytes = 0;  // discard / write-zeroes / copy
+  uint64_t len_bytes = 0;  // discard / write-zeroes
   uint64_t cookie = 0;
-  // A kWrite with copy_from_fd >= 0 copies len_bytes from that file at copy_from_offset to
-  // offset_bytes inside the kernel (copy_file_range) instead of writing iov; the result is
-  // len_bytes, or -errno (also when the kernel cannot copy between the two files).
-  int copy_from_fd = -1;
-  uint64_t copy_from_offset = 0;
 };
 
 enum class EngineKind { kIoUring, kThreadPool };

@@ -39,10 +39,6 @@ Status IoUringEngine::submit(const EngineRequest& r) {
   if (in_flight_ >= capacity_) {
     return host_error_errno(EAGAIN, "io_uring engine: {} requests in flight", in_flight_);
   }
-  if (r.copy_from_fd >= 0) {  // io_uring has no copy_file_range: done here and now
-    post(r.cookie, execute_sync(fd_, r));
-    return {};
-  }
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (sqe == nullptr && flush_sq()) {  // full of plugged requests: hand those over first
     sqe = io_uring_get_sqe(&ring_);

@@ -33,7 +33,6 @@ class RawFile final : public BlockBackend {
 
   [[nodiscard]] Status submit(const IoRequest& request) override;
   [[nodiscard]] int completion_fd() const override { return engine_->completion_fd(); }
-  [[nodiscard]] int data_fd() const override { return file_.direct() ? -1 : file_.fd(); }
   [[nodiscard]] size_t reap(std::span<IoCompletion> out) override {
     return engine_->reap(out);
   }

@@ -13,31 +13,7 @@
 
 namespace kumo::block {
 
-namespace {
-
-int64_t copy_range(int fd, const EngineRequest& r) {
-  auto in = static_cast<loff_t>(r.copy_from_offset);
-  auto out = static_cast<loff_t>(r.offset_bytes);
-  uint64_t left = r.len_bytes;
-  while (left > 0) {
-    const ssize_t n = ::copy_file_range(r.copy_from_fd, &in, fd, &out, left, 0);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      return n < 0 ? -errno : -EIO;  // a source shorter than promised
-    }
-    left -= static_cast<uint64_t>(n);
-  }
-  return static_cast<int64_t>(r.len_bytes);
-}
-
-}  // namespace
-
 int64_t execute_sync(int fd, const EngineRequest& r) {
-  if (r.copy_from_fd >= 0) {
-    return r.op == IoOp::kWrite ? copy_range(fd, r) : -EINVAL;
-  }
   switch (r.op) {
     case IoOp::kRead:
     case IoOp::kWrite: {
@@ -226,9 +202,8 @@ class HybridEngine final : public IoEngine {
     if (r.op != IoOp::kWrite) {
       return ring_->submit(r);
     }
-    // Alone, a page-cache copy now beats a hand-off to a thread; a copy_file_range of a
-    // plugged batch (copy-on-write) goes to the pool to overlap with the rest of the batch.
-    if (in_flight() == 0 && !(plugged_ && r.copy_from_fd >= 0)) {
+    // Alone, a page-cache copy now beats a hand-off to a thread.
+    if (in_flight() == 0) {
       ring_->post(r.cookie, execute_sync(fd_, r));
       return {};
     }
@@ -251,14 +226,8 @@ class HybridEngine final : public IoEngine {
     pool_->drain();
     ring_->drain();
   }
-  void plug() override {
-    plugged_ = true;
-    ring_->plug();
-  }
-  void unplug() override {
-    plugged_ = false;
-    ring_->unplug();
-  }
+  void plug() override { ring_->plug(); }
+  void unplug() override { ring_->unplug(); }
   size_t in_flight() const override { return ring_->in_flight() + pool_->in_flight(); }
   size_t capacity() const override { return ring_->capacity(); }
 
@@ -266,7 +235,6 @@ class HybridEngine final : public IoEngine {
   int fd_;
   std::unique_ptr<IoUringEngine> ring_;
   std::unique_ptr<ThreadPoolEngine> pool_;
-  bool plugged_ = false;
 };
 
 }  // namespace

@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
-#include <tuple>
 #include <vector>
 
 #include "block/qcow2/format.h"
@@ -221,7 +220,8 @@ Qcow2Image::Split Qcow2Image::submit_cow(const IoRequest& r, uint64_t len, uint6
   const uint64_t gc = r.offset_bytes >> header_.cluster_bits;
   const uint64_t l1i = gc >> l2_bits_;
   if (!backing_ || read_only_ || header_.extended_l2() || len == 0 || tail > cs || len == cs ||
-      l1i >= l1_.size() || (l1_[l1i] & kOflagCopied) == 0 || cow_clusters_.contains(gc)) {
+      r.iov.size() + 2 > IOV_MAX || l1i >= l1_.size() || (l1_[l1i] & kOflagCopied) == 0 ||
+      cow_clusters_.contains(gc)) {
     return Split::kSlow;
   }
   const uint64_t l2off = l1_[l1i] & kL1OffsetMask;
@@ -229,84 +229,61 @@ Qcow2Image::Split Qcow2Image::submit_cow(const IoRequest& r, uint64_t len, uint6
   if (!table || load_be64(*table + (gc & ((uint64_t{1} << l2_bits_) - 1)) * 8) != 0) {
     return Split::kSlow;  // allocated, zero, compressed: the general path knows what to keep
   }
-  const uint64_t guest_cluster = r.offset_bytes - in_off;
-  std::optional<HostBytes> head;
-  std::optional<HostBytes> rest;
-  if (in_off > 0) {
-    auto h = backing_bytes(guest_cluster, in_off);
-    if (!h || !*h) {
-      return Split::kSlow;
-    }
-    head = **h;
-  }
-  if (tail < cs) {
-    auto t = backing_bytes(guest_cluster + tail, cs - tail);
-    if (!t || !*t) {
-      return Split::kSlow;
-    }
-    rest = **t;
-  }
-  const size_t parts = 1 + (head ? 1 : 0) + (rest ? 1 : 0);
-  if (engine_->in_flight() + parts > engine_->capacity()) {
+  if (engine_->in_flight() >= engine_->capacity()) {
     return Split::kQueueFull;
+  }
+  // The old bytes around the new ones, read now (from the page cache, usually); head and
+  // tail then go out with the caller's bytes as one write of the whole cluster.
+  Parent& p = parents_[idx];
+  const uint64_t old_len = cs - len;
+  if (!p.cow_bytes.resize(old_len)) {
+    return Split::kSlow;
+  }
+  const std::span<uint8_t> old(p.cow_bytes.data(), old_len);
+  const uint64_t guest_cluster = r.offset_bytes - in_off;
+  if (!read_backing(guest_cluster, old.first(in_off)) ||
+      !read_backing(guest_cluster + tail, old.subspan(in_off))) {
+    return Split::kSlow;  // the slow path reports the failure
   }
   if (!mark_dirty_for_lazy_refcounts()) {
     return Split::kSlow;
   }
   auto cluster = refcounts_->allocate(1);
   if (!cluster) {
-    return Split::kSlow;  // the slow path reports the failure
+    return Split::kSlow;
   }
   const uint64_t new_host = *cluster << header_.cluster_bits;
   host_end_ = std::max(host_end_, new_host + cs);
   unsynced_ = true;
   cow_clusters_.insert(gc);
-  Parent& p = parents_[idx];
   p.cow_guest = r.offset_bytes;
   p.cow_host = new_host;
-  p.iov.assign(r.iov.begin(), r.iov.end());
-  p.remaining += static_cast<uint32_t>(parts);
-  auto submit_part = [&](const EngineRequest& er) {
-    if (!engine_->submit(er)) {
-      IoCompletion unused;
-      (void)complete_parent_part(idx, -EIO, &unused);  // finish_cow redoes it through memory
-    }
-  };
-  submit_part(EngineRequest{IoOp::kWrite, new_host + in_off, p.iov.data(),
-                            static_cast<int>(p.iov.size()), 0, idx});
-  for (const auto& [src, at, n] : {std::tuple{head, uint64_t{0}, in_off},
-                                   std::tuple{rest, tail, cs - tail}}) {
-    if (src) {
-      EngineRequest copy{IoOp::kWrite, new_host + at, nullptr, 0, n, idx};
-      copy.copy_from_fd = src->fd;
-      copy.copy_from_offset = src->offset;
-      submit_part(copy);
-    }
+  p.iov.clear();
+  if (in_off > 0) {
+    p.iov.push_back({old.data(), in_off});
+  }
+  p.iov.insert(p.iov.end(), r.iov.begin(), r.iov.end());
+  if (tail < cs) {
+    p.iov.push_back({old.data() + in_off, cs - tail});
+  }
+  ++p.remaining;
+  if (!engine_->submit(EngineRequest{IoOp::kWrite, new_host, p.iov.data(),
+                                     static_cast<int>(p.iov.size()), 0, idx})) {
+    IoCompletion unused;
+    (void)complete_parent_part(idx, -EIO, &unused);  // the submitter's part keeps it open
   }
   finish_submitter_part(idx);
   return Split::kSubmitted;
 }
 
 int64_t Qcow2Image::finish_cow(Parent& p) {
-  const uint64_t cs = cluster_size();
-  const uint64_t in_off = p.cow_guest & (cs - 1);
   const uint64_t gc = p.cow_guest >> header_.cluster_bits;
-  const uint64_t len = iov_length(p.iov);
+  const uint64_t len = cluster_size() - p.cow_bytes.size();
   cow_clusters_.erase(gc);
   p.cow_guest = kNoCow;
+  p.cow_bytes.release_if_larger(kKeptCowBytes);
   if (p.error != 0) {
-    const int64_t e = -p.error;
-    if (e == EXDEV || e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
-      copy_refused_ = true;
-    }
-    std::vector<uint8_t> buf(cs);
-    if (!read_backing(gc << header_.cluster_bits, buf)) {
-      return p.error;
-    }
-    gather_iovecs(p.iov, std::span(buf).subspan(in_off, len));
-    if (!file_.pwrite_full(p.cow_host, buf)) {
-      return p.error;
-    }
+    return p.error;  // the new cluster leaks; the old content stays visible
   }
   const uint64_t l2off = l1_[gc >> l2_bits_] & kL1OffsetMask;
   auto table = l2_cache_->get(l2off);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -448,57 +449,49 @@ TEST_P(Qcow2Async, PluggedCopyOnWritesOverlapAndLandWhole) {
   expect_persisted(*img, top, expect);
 }
 
-// A backing file on another file system (tmpfs under an overlay on /tmp): the kernel refuses
-// copy_file_range between them (EXDEV), and every copy-on-write still lands whole, copied
-// through memory.
-TEST_P(Qcow2Async, CopyOnWriteFromAnotherFileSystemFallsBackToMemory) {
+// First writes into an empty overlay over every kind of backing cluster (data, unallocated,
+// zero, compressed): each new cluster gets the old bytes around the new ones (head and tail,
+// written with the caller's three iovecs as one write), all in one plugged batch.
+TEST_P(Qcow2Async, CopyOnWriteTakesTheOldBytesOfEveryKindOfBackingCluster) {
   if (GetParam().read_only) {
     GTEST_SKIP() << "writes need a read-write open";
   }
-  char base[] = "/dev/shm/kumo-cow-base.XXXXXX";
-  const int fd = ::mkstemp(base);
-  if (fd < 0) {
-    GTEST_SKIP() << "no writable /dev/shm";
-  }
-  ::close(fd);
-  struct Unlink {
-    const char* path;
-    ~Unlink() { ::unlink(path); }
-  } unlink_base{base};
   ScratchDir dir;
+  const std::string base = dir.file("base.qcow2");
   const std::string top = dir.file("top.qcow2");
-  constexpr uint64_t kSize = 8 * kCluster;
-  const auto under = pattern(kSize, 40);
-  {
-    auto f = HostFile::open(base, /*read_only=*/false, /*direct=*/false);
-    ASSERT_TRUE(f);
-    ASSERT_TRUE(f->pwrite_full(0, under));
-  }
-  ASSERT_TRUE(create_qcow2(top, {.size_bytes = kSize, .backing_file = base,
-                                 .backing_format = "raw"}));
+  auto expect = make_mixed_image(base);
+  std::memset(expect.data() + 2 * kCluster, 0, kCluster);  // unallocated, no backing: zeros
+  std::memset(expect.data() + 3 * kCluster, 0, kCluster);  // the zero cluster
+  std::fill(expect.begin() + 7 * kCluster, expect.end(), 0);  // past the data written
+  ASSERT_TRUE(create_qcow2(top, {.size_bytes = 1 << 20, .backing_file = "base.qcow2",
+                                 .backing_format = "qcow2"}));
   auto img = open(top, options());
-  auto expect = under;
-  const auto in = pattern(8 * 512, 41);
+  constexpr size_t kClusters = 8;
+  constexpr size_t kLen = 3 * 4096;
+  const auto in = pattern(kClusters * kLen, 41);
   Buffer wbuf(in.size(), 0);
   std::memcpy(wbuf.data(), in.data(), in.size());
-  std::vector<iovec> iov(8);
+  std::vector<iovec> iov;
+  for (size_t i = 0; i < kClusters * 3; ++i) {
+    iov.push_back({wbuf.data() + i * 4096, 4096});
+  }
   img->plug();
-  for (size_t i = 0; i < 8; ++i) {
-    const uint64_t off = i * kCluster + 1000 * i;
-    iov[i] = {wbuf.data() + i * 512, 512};
+  for (size_t i = 0; i < kClusters; ++i) {
+    // At the start, in the middle and at the end of a cluster (no head, both, no tail).
+    const uint64_t off = i * kCluster + (i % 3) * (kCluster - kLen) / 2 / 4096 * 4096;
     ASSERT_TRUE(img->submit({.op = IoOp::kWrite,
                              .offset_bytes = off,
-                             .iov = std::span<const iovec>(&iov[i], 1),
+                             .iov = std::span<const iovec>(&iov[i * 3], 3),
                              .cookie = i}));
-    std::memcpy(expect.data() + off, in.data() + i * 512, 512);
+    std::memcpy(expect.data() + off, in.data() + i * kLen, kLen);
   }
   img->unplug();
-  auto done = wait_completions(*img, 8);
-  ASSERT_EQ(done.size(), 8u);
+  auto done = wait_completions(*img, kClusters);
+  ASSERT_EQ(done.size(), kClusters);
   for (const IoCompletion& c : done) {
-    EXPECT_EQ(c.result, 512) << "cookie " << c.cookie;
+    EXPECT_EQ(c.result, static_cast<int64_t>(kLen)) << "cookie " << c.cookie;
   }
-  EXPECT_EQ(async_read(*img, 0, kSize, 4096), expect);
+  EXPECT_EQ(async_read(*img, 0, 1 << 20, 4096), expect);
   expect_persisted(*img, top, expect);
 }
 

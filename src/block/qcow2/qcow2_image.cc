@@ -586,45 +586,6 @@ Status Qcow2Image::read_old_cluster(uint64_t gc, const L2Entry& old, uint64_t in
   return read_backing(guest, out);
 }
 
-Result<std::optional<Qcow2Image::HostBytes>> Qcow2Image::backing_bytes(uint64_t guest,
-                                                                        uint64_t len) {
-  if (file_.direct() || copy_refused_) {
-    return std::nullopt;
-  }
-  BlockBackend* layer = backing_.get();
-  while (layer != nullptr && guest + len <= layer->size_bytes()) {
-    const BlockStatus st = KUMO_TRY(layer->block_status(guest, len));
-    if (!st.allocated) {
-      layer = layer->backing();
-      continue;
-    }
-    const int fd = layer->data_fd();
-    if (!st.data || st.zero || st.compressed || !st.host_offset || st.len_bytes < len || fd < 0) {
-      return std::nullopt;
-    }
-    return HostBytes{fd, *st.host_offset};
-  }
-  return std::nullopt;
-}
-
-Result<bool> Qcow2Image::copy_from_backing(uint64_t guest, uint64_t len, uint64_t host) {
-  const std::optional<HostBytes> src = KUMO_TRY(backing_bytes(guest, len));
-  if (!src) {
-    return false;
-  }
-  EngineRequest copy;
-  copy.op = IoOp::kWrite;
-  copy.offset_bytes = host;
-  copy.len_bytes = len;
-  copy.copy_from_fd = src->fd;
-  copy.copy_from_offset = src->offset;
-  if (execute_sync(file_.fd(), copy) < 0) {
-    copy_refused_ = true;  // EXDEV, EOPNOTSUPP...: the caller copies through memory, now on
-    return false;
-  }
-  return true;
-}
-
 Status Qcow2Image::write_in_cluster(uint64_t offset, std::span<const uint8_t> in) {
   if (header_.extended_l2()) {
     return write_subclusters(offset, in);
@@ -654,31 +615,6 @@ Status Qcow2Image::write_in_cluster(uint64_t offset, std::span<const uint8_t> in
     unsynced_ = true;
     uint8_t* t = KUMO_TRY(l2_cache_->get(l2off));
     store_l2_entry(t, idx, {host | kOflagCopied});
-    l2_cache_->mark_dirty(l2off);
-    return {};
-  }
-  // Copy-on-write into a new cluster: old content around the new bytes. Backing data goes
-  // from file to file in the kernel where it can (the common first write into an overlay).
-  const uint64_t tail = in_off + in.size();
-  if (word == 0 && in.size() < cs) {
-    const uint64_t new_host = KUMO_TRY(refcounts_->allocate(1)) << header_.cluster_bits;
-    host_end_ = std::max(host_end_, new_host + cs);
-    const uint64_t guest_cluster = offset - in_off;
-    bool copied = in_off == 0 || KUMO_TRY(copy_from_backing(guest_cluster, in_off, new_host));
-    copied = copied && (tail == cs || KUMO_TRY(copy_from_backing(guest_cluster + tail, cs - tail,
-                                                                  new_host + tail)));
-    std::vector<uint8_t> buf;
-    if (!copied) {
-      buf.resize(cs);
-      KUMO_TRY(read_backing(guest_cluster, buf));
-      std::memcpy(buf.data() + in_off, in.data(), in.size());
-      KUMO_TRY(file_.pwrite_full(new_host, buf));
-    } else {
-      KUMO_TRY(file_.pwrite_full(new_host + in_off, in));
-    }
-    unsynced_ = true;
-    uint8_t* t = KUMO_TRY(l2_cache_->get(l2off));
-    store_l2_entry(t, idx, {new_host | kOflagCopied});
     l2_cache_->mark_dirty(l2off);
     return {};
   }

@@ -32,6 +32,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "block/aligned_buffer.h"
 #include "block/block_backend.h"
 #include "block/host_file.h"
 #include "block/io_engine.h"
@@ -105,7 +106,6 @@ class Qcow2Image final : public BlockBackend {
   [[nodiscard]] Result<BlockStatus> block_status(uint64_t offset_bytes,
                                                  uint64_t max_len_bytes) override;
   [[nodiscard]] BlockBackend* backing() override { return backing_.get(); }
-  [[nodiscard]] int data_fd() const override { return file_.direct() ? -1 : file_.fd(); }
   [[nodiscard]] Status close() override;
 
   [[nodiscard]] const qcow2::Header& header() const { return header_; }
@@ -160,12 +160,15 @@ class Qcow2Image final : public BlockBackend {
     uint32_t remaining = 0;   // engine requests not yet completed, +1 while being submitted
     int64_t error = 0;        // the first failure
     int64_t done_bytes = 0;   // bytes transferred so far (pieces read as zeros included)
-    std::vector<iovec> iov;   // a split request's pieces (a COW: the caller's iovecs)
-    // A copy-on-write in flight (submit_cow): the new cluster whose L2 entry is set once
-    // every part has landed.
+    std::vector<iovec> iov;   // a split request's pieces (a COW: head, caller's iovecs, tail)
+    // A copy-on-write in flight (submit_cow): the new cluster whose L2 entry is set once its
+    // write has landed.
     uint64_t cow_guest = kNoCow;  // guest offset of the request
     uint64_t cow_host = 0;        // the newly allocated cluster
+    AlignedBuffer cow_bytes;      // the old bytes around the new ones: head, then tail
   };
+  // A Parent keeps its copy-on-write buffer for the next one up to this size.
+  static constexpr size_t kKeptCowBytes = size_t{1} << 20;
   static constexpr uint64_t kNoCow = ~uint64_t{0};
   enum class Split { kSubmitted, kQueueFull, kSlow };
 
@@ -179,18 +182,6 @@ class Qcow2Image final : public BlockBackend {
   [[nodiscard]] Result<Extent> map_extent(uint64_t offset, uint64_t max_len);
   [[nodiscard]] Status read_extent(const Extent& e, uint64_t offset, std::span<uint8_t> out);
   [[nodiscard]] Status read_backing(uint64_t offset, std::span<uint8_t> out);
-  // Where a file of the backing chain holds guest bytes [guest, guest + len) as data in one
-  // host range, for copies inside the kernel (copy_file_range: one page-cache copy instead of
-  // a read and a write); nullopt when none does (zeroes, compressed, past a layer's end,
-  // O_DIRECT, or the kernel refused such a copy before).
-  struct HostBytes {
-    int fd;
-    uint64_t offset;
-  };
-  [[nodiscard]] Result<std::optional<HostBytes>> backing_bytes(uint64_t guest, uint64_t len);
-  // Copies them to `host` in this file; false when backing_bytes() has nothing or the kernel
-  // refuses (the caller copies through memory).
-  [[nodiscard]] Result<bool> copy_from_backing(uint64_t guest, uint64_t len, uint64_t host);
   [[nodiscard]] Status read_compressed(uint64_t l2_word, uint64_t in_cluster,
                                        std::span<uint8_t> out);
   [[nodiscard]] Status check_host_range(uint64_t host, uint64_t len, const char* what,
@@ -278,7 +269,6 @@ class Qcow2Image final : public BlockBackend {
   bool lazy_ = false;
   bool dirty_set_by_us_ = false;
   bool unsynced_ = false;
-  bool copy_refused_ = false;  // copy_file_range failed once: copy through memory from then on
   uint64_t host_end_ = 0;  // bytes; offsets at or past it are outside the file
   uint32_t l2_bits_ = 0;   // log2 of the entries per L2 table
   std::vector<uint64_t> l1_;
