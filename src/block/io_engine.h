@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 
@@ -19,6 +20,30 @@
 #include "block/block_backend.h"
 
 namespace kumo::block {
+
+// Total byte length of an iovec array.
+[[nodiscard]] inline uint64_t iov_length(std::span<const iovec> iov) {
+  uint64_t total = 0;
+  for (const iovec& v : iov) {
+    total += v.iov_len;
+  }
+  return total;
+}
+// Copies between a contiguous buffer and an iovec array; `buf` holds iov_length(iov) bytes.
+inline void gather_iovecs(std::span<const iovec> iov, std::span<uint8_t> buf) {
+  size_t pos = 0;
+  for (const iovec& v : iov) {
+    std::memcpy(buf.data() + pos, v.iov_base, v.iov_len);
+    pos += v.iov_len;
+  }
+}
+inline void scatter_iovecs(std::span<const uint8_t> buf, std::span<const iovec> iov) {
+  size_t pos = 0;
+  for (const iovec& v : iov) {
+    std::memcpy(v.iov_base, buf.data() + pos, v.iov_len);
+    pos += v.iov_len;
+  }
+}
 
 struct EngineRequest {
   IoOp op = IoOp::kRead;

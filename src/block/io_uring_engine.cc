@@ -1,5 +1,6 @@
 #include "block/io_uring_engine.h"
 
+#include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -21,6 +22,8 @@ Result<std::unique_ptr<IoUringEngine>> IoUringEngine::create(int fd, size_t capa
     return host_error_errno(-rc, "io_uring_queue_init({})", capacity);
   }
   e->ring_ready_ = true;
+  const int flags = ::fcntl(fd, F_GETFL);
+  e->buffered_ = flags >= 0 && (flags & O_DIRECT) == 0;
   const int rrc = io_uring_register_eventfd(&e->ring_, e->event_fd_.get());
   if (rrc < 0) {
     return host_error_errno(-rrc, "io_uring_register_eventfd");
@@ -49,6 +52,10 @@ Status IoUringEngine::submit(const EngineRequest& r) {
   switch (r.op) {
     case IoOp::kRead:
       io_uring_prep_readv(sqe, fd_, r.iov, static_cast<unsigned>(r.iov_count), r.offset_bytes);
+      if (buffered_ && in_flight_ > 0 &&
+          iov_length(std::span(r.iov, static_cast<size_t>(r.iov_count))) >= kAsyncReadBytes) {
+        sqe->flags |= IOSQE_ASYNC;
+      }
       break;
     case IoOp::kWrite:
       io_uring_prep_writev(sqe, fd_, r.iov, static_cast<unsigned>(r.iov_count), r.offset_bytes);

@@ -5,6 +5,10 @@
 // Read/write map to IORING_OP_READV/WRITEV, flush to IORING_OP_FSYNC (datasync), discard and
 // write-zeroes to IORING_OP_FALLOCATE (punch hole / zero range). Cookies must be unique among
 // requests in flight.
+// Buffered (page-cache) reads run inline in io_uring_enter, one after the other on the
+// submitting thread; a large one (kAsyncReadBytes or more) submitted while others are in
+// flight goes to io_uring's worker threads instead (IOSQE_ASYNC), so that the memory copies
+// of a deep queue of large reads run on every CPU (1 MiB reads at QD4: 1.6x).
 
 #include <liburing.h>
 
@@ -35,6 +39,10 @@ class IoUringEngine final : public IoEngine {
   [[nodiscard]] size_t capacity() const override { return capacity_; }
   [[nodiscard]] bool has_pending() { return !done_.empty() || io_uring_cq_ready(&ring_) > 0; }
 
+  // Below this size an inline copy beats the hand-off to a worker (measured: 128 KiB reads
+  // at QD4 are a little slower async, 256 KiB ones faster).
+  static constexpr uint64_t kAsyncReadBytes = 256 * 1024;
+
  private:
   IoUringEngine(int fd, size_t capacity, UniqueFd event_fd)
       : fd_(fd), capacity_(capacity), event_fd_(std::move(event_fd)) {}
@@ -44,6 +52,7 @@ class IoUringEngine final : public IoEngine {
   bool flush_sq();
 
   int fd_;
+  bool buffered_ = false;  // fd_ is not O_DIRECT
   size_t capacity_;
   UniqueFd event_fd_;
   io_uring ring_{};

@@ -14,30 +14,6 @@ Status check_range(uint64_t offset_bytes, uint64_t len_bytes, uint64_t size_byte
   return {};
 }
 
-uint64_t iov_length(std::span<const iovec> iov) {
-  uint64_t total = 0;
-  for (const iovec& v : iov) {
-    total += v.iov_len;
-  }
-  return total;
-}
-
-void gather_iovecs(std::span<const iovec> iov, std::span<uint8_t> buf) {
-  size_t pos = 0;
-  for (const iovec& v : iov) {
-    std::memcpy(buf.data() + pos, v.iov_base, v.iov_len);
-    pos += v.iov_len;
-  }
-}
-
-void scatter_iovecs(std::span<const uint8_t> buf, std::span<const iovec> iov) {
-  size_t pos = 0;
-  for (const iovec& v : iov) {
-    std::memcpy(v.iov_base, buf.data() + pos, v.iov_len);
-    pos += v.iov_len;
-  }
-}
-
 Result<std::unique_ptr<RawFile>> RawFile::create(HostFile file, EngineKind engine,
                                                  size_t queue_depth) {
   const uint64_t size = KUMO_TRY(file.size_bytes());

@@ -55,10 +55,5 @@ class RawFile final : public BlockBackend {
 
 // Validates [offset, offset+len) against size; kInvalidInput names the range otherwise.
 [[nodiscard]] Status check_range(uint64_t offset_bytes, uint64_t len_bytes, uint64_t size_bytes);
-// Total byte length of an iovec array.
-[[nodiscard]] uint64_t iov_length(std::span<const iovec> iov);
-// Copies between a contiguous buffer and an iovec array; `buf` holds iov_length(iov) bytes.
-void gather_iovecs(std::span<const iovec> iov, std::span<uint8_t> buf);
-void scatter_iovecs(std::span<const uint8_t> buf, std::span<const iovec> iov);
 
 }  // namespace kumo::block
