@@ -43,7 +43,8 @@ qemu-io -f qcow2 -c "write -q -P 0x5a 0 $SIZE" "$DIR/full.qcow2"
 qemu-img convert -O raw "$DIR/full.qcow2" "$DIR/full.raw"
 # Same history for both images (see the top of this file): fresh copies, evicted, re-read
 # 1 MiB of each in turn, so that both get page-cache memory from the same places.
-python3 - "$DIR/full.qcow2" "$DIR/full.raw" <<'PY'
+same_history() {
+  python3 - "$DIR/full.qcow2" "$DIR/full.raw" <<'PY'
 import os, shutil, sys
 fds = []
 for path in sys.argv[1:]:
@@ -60,6 +61,8 @@ for off in range(0, max(os.fstat(fd).st_size for fd in fds), 1 << 20):
 for fd in fds:
     os.close(fd)
 PY
+}
+same_history
 
 # DATA: host offset of guest offset 0; the data must be one extent ending the file.
 read -r DATA DATA_END < <(qemu-img map --output=json "$DIR/full.qcow2" | python3 -c '
@@ -74,6 +77,7 @@ fi
 # secs TOOL ARGS... : prints the run time in seconds of one bench run.
 secs() {
   local tool=$1; shift
+  sync  # no write-back of earlier runs' dirty pages during this one
   cat "${@: -1}" >/dev/null  # the image, back in the page cache if pages were dropped
   if [[ $tool == qemu ]]; then
     qemu-img bench "$@" | sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p'
@@ -102,6 +106,7 @@ run_pair() {
 # kumo_run ARGS... : one kumo img bench run; prints "WALL_SECONDS CPU_SECONDS" (CPU: every
 # thread of kumo, user and system, during the timed loop).
 kumo_run() {
+  sync
   cat "${@: -1}" >/dev/null
   local out
   out=$("$KUMO" img bench "$@")
@@ -150,6 +155,8 @@ CLUSTERS=$(( $(qemu-img info --output=json "$DIR/full.qcow2" | sed -n 's/.*"virt
 run_pair "COW: 4K first writes, fresh overlay, QD32" "$CLUSTERS" fresh_overlay \
   -w -s 4K -S 64K -d 32 "$DIR/ovl.qcow2"
 
+# The writes above changed the qcow2 file's pages (and not the raw copy's): same history again.
+same_history
 echo "kumo qcow2 vs kumo raw (same workload, kumo alone):"
 vs_raw=()
 for spec in "4K rand read QD1|-s 4K -d 1 --pattern rand|$N" \
