@@ -110,7 +110,12 @@ Status parse_create_options(const std::string& text, block::Qcow2CreateOptions* 
 }
 
 Status create_image(const std::string& path, const std::string& format,
-                    const block::Qcow2CreateOptions& options) {
+                    block::Qcow2CreateOptions options) {
+  // As qemu-img: sizes are whole 512-byte sectors, rounded up.
+  if (options.size_bytes > UINT64_MAX - 511) {
+    return invalid_input("image size {} is too large", options.size_bytes);
+  }
+  options.size_bytes = (options.size_bytes + 511) / 512 * 512;
   if (format == "qcow2") {
     return block::create_qcow2(path, options);
   }

@@ -30,9 +30,10 @@ int fail_status(const std::string& verb, const Status& status);
 [[nodiscard]] Status parse_create_options(const std::string& text,
                                           block::Qcow2CreateOptions* out);
 
-// Creates an image of the given format (raw or qcow2).
+// Creates an image of the given format (raw or qcow2), its size rounded up to a multiple of
+// 512 bytes as qemu-img does.
 [[nodiscard]] Status create_image(const std::string& path, const std::string& format,
-                                  const block::Qcow2CreateOptions& options);
+                                  block::Qcow2CreateOptions options);
 
 // Number of layers from `top` down (1 = no backing file).
 int chain_length(block::BlockBackend* top);

@@ -319,6 +319,23 @@ TEST_F(KumoImg, BenchRequestsStayAtOrAboveTheStartingOffset) {
   qemu_io(image, "read -P 0xa5 1M 1M");    // every cluster written by the bench
 }
 
+// As qemu-img: a size that is not whole 512-byte sectors is rounded up at create (both
+// formats), and a qcow2 resize to such a size is refused.
+TEST_F(KumoImg, SizesAreWholeSectorsAsInQemuImg) {
+  const std::string q = path("odd.qcow2");
+  const std::string r = path("odd.raw");
+  ASSERT_EQ(img({"create", "-q", "-f", "qcow2", q, "1000"}).exit_status, 0);
+  ASSERT_EQ(img({"create", "-q", "-f", "raw", r, "1000"}).exit_status, 0);
+  EXPECT_EQ(json_of(qemu_img({"info", "--output=json", q})).value("virtual-size", 0ULL), 1024u);
+  EXPECT_EQ(json_of(qemu_img({"info", "--output=json", r})).value("virtual-size", 0ULL), 1024u);
+  expect_qemu_check_clean(q);
+  expect_misuse(img({"resize", q, "3000"}), "multiple of 512");
+  EXPECT_EQ(json_of(qemu_img({"info", "--output=json", q})).value("virtual-size", 0ULL), 1024u);
+  ASSERT_EQ(img({"resize", q, "3072"}).exit_status, 0);
+  EXPECT_EQ(json_of(qemu_img({"info", "--output=json", q})).value("virtual-size", 0ULL), 3072u);
+  expect_qemu_check_clean(q);
+}
+
 TEST_F(KumoImg, MisuseExitsTwoNamingTheProblem) {
   expect_misuse(img({"frobnicate"}), "frobnicate");
   expect_misuse(img({"info", path("missing.qcow2")}), "missing.qcow2");

@@ -42,6 +42,9 @@ Status create_qcow2(const std::string& path, const Qcow2CreateOptions& o) {
     return invalid_input("extended L2 entries need compat=1.1 (version 3) and a cluster size of "
                          "at least 16 KiB");
   }
+  if (o.size_bytes % 512 != 0) {
+    return invalid_input("image size {} must be a multiple of 512 bytes", o.size_bytes);
+  }
   if (o.size_bytes > kMaxVirtualSize) {
     return invalid_input("size {} is too large", o.size_bytes);
   }

@@ -1030,6 +1030,10 @@ Status Qcow2Image::resize(uint64_t new_size, bool allow_shrink) {
   if (new_size > kMaxVirtualSize) {
     return invalid_input("'{}': size {} is too large", file_.path(), new_size);
   }
+  if (new_size % 512 != 0) {
+    return invalid_input("'{}': the new size {} must be a multiple of 512 bytes", file_.path(),
+                         new_size);
+  }
   if (!snapshots_.empty() && new_size < header_.size_bytes) {
     return invalid_input("'{}': cannot shrink an image that has internal snapshots",
                          file_.path());

@@ -29,6 +29,24 @@ void expect_qemu_clean(const std::string& path) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
+TEST(Qcow2Image, SizesThatAreNotWholeSectorsAreRefused) {
+  ScratchDir dir;
+  const std::string p = dir.file("a.qcow2");
+  auto bad = create_qcow2(p, {.size_bytes = 1000});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().kind, ErrorKind::kInvalidInput);
+  EXPECT_NE(bad.error().to_string().find("multiple of 512"), std::string::npos);
+  ASSERT_TRUE(create_qcow2(p, {.size_bytes = 1024}));
+  auto img = open_rw(p);
+  auto grown = img->resize(3000, false);
+  ASSERT_FALSE(grown);
+  EXPECT_NE(grown.error().to_string().find("multiple of 512"), std::string::npos);
+  EXPECT_EQ(img->size_bytes(), 1024u);
+  ASSERT_TRUE(img->resize(3072, false));
+  EXPECT_EQ(img->size_bytes(), 3072u);
+  ASSERT_TRUE(img->close());
+}
+
 TEST(Qcow2Image, CreateWriteReadRoundTripsAcrossReopen) {
   ScratchDir dir;
   const std::string p = dir.file("a.qcow2");
