@@ -10,4 +10,6 @@ cmake --build build-fuzz --target "$1"
 bin=$(find build-fuzz/src -name "$1" -type f | head -1)
 corpus=${3:-fuzz-corpus/$1}
 mkdir -p "$corpus"
+seeds=scripts/fuzz_seeds/${1%%_*}.sh  # seeds, where the target has them
+if [[ -x $seeds ]]; then "$seeds" "$corpus"; fi
 exec "$bin" -max_total_time="${2:-300}" "$corpus"

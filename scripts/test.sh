@@ -23,10 +23,14 @@ failed=0
 ran=0
 for fuzzer in $(find build-fuzz/src -name '*_fuzz' -type f -perm -u+x | sort); do
   corpus=$(mktemp -d)
+  # Seeds, where a target has them: scripts/fuzz_seeds/PREFIX.sh (PREFIX: the name up to "_").
+  name=$(basename "$fuzzer")
+  seeds=scripts/fuzz_seeds/${name%%_*}.sh
+  if [[ -x $seeds ]]; then "$seeds" "$corpus"; fi
   if "$fuzzer" -max_total_time="$seconds" -print_final_stats=0 "$corpus" >"$corpus.log" 2>&1; then
-    echo "fuzz: $(basename "$fuzzer") ok ($(grep -o 'DONE.*' "$corpus.log" | head -1))"
+    echo "fuzz: $name ok ($(grep -o 'DONE.*' "$corpus.log" | head -1))"
   else
-    echo "fuzz: $(basename "$fuzzer") FAILED"; tail -40 "$corpus.log"; failed=$((failed + 1))
+    echo "fuzz: $name FAILED"; tail -40 "$corpus.log"; failed=$((failed + 1))
   fi
   ran=$((ran + 1))
   rm -rf "$corpus" "$corpus.log"
