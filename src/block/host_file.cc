@@ -17,6 +17,8 @@
 #include "block/aligned_buffer.h"
 
 namespace kumo::block {
+static_assert(AlignedBuffer::kAlignment == HostFile::kDirectAlignment);
+
 namespace {
 
 bool is_aligned(uint64_t offset, size_t len, const void* buf) {
