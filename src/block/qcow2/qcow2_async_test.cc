@@ -3,14 +3,13 @@
 
 #include <gtest/gtest.h>
 #include <poll.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <random>
 
+#include "block/aligned_buffer.h"
 #include "block/qcow2/format.h"
 #include "block/qcow2/qcow2_image.h"
 #include "block/test_util.h"
@@ -24,26 +23,20 @@ using testing::wait_completions;
 
 constexpr uint64_t kCluster = 65536;
 
-// A page-aligned buffer (O_DIRECT accepts it).
+// A page-aligned buffer (O_DIRECT accepts it), filled with one byte.
 class Buffer {
  public:
-  explicit Buffer(size_t len, uint8_t fill) : len_(len) {
-    void* p = nullptr;
-    EXPECT_EQ(::posix_memalign(&p, 4096, len == 0 ? 1 : len), 0);
-    mem_.reset(static_cast<uint8_t*>(p));
-    std::memset(mem_.get(), fill, len);
+  explicit Buffer(size_t len, uint8_t fill) : mem_(len) {
+    EXPECT_TRUE(mem_);
+    std::memset(mem_.data(), fill, len);
   }
-  [[nodiscard]] uint8_t* data() { return mem_.get(); }
+  [[nodiscard]] uint8_t* data() { return mem_.data(); }
   [[nodiscard]] std::vector<uint8_t> bytes() const {
-    return std::vector<uint8_t>(mem_.get(), mem_.get() + len_);
+    return std::vector<uint8_t>(mem_.data(), mem_.data() + mem_.size());
   }
 
  private:
-  struct Free {
-    void operator()(uint8_t* p) const { std::free(p); }
-  };
-  size_t len_;
-  std::unique_ptr<uint8_t, Free> mem_;
+  AlignedBuffer mem_;
 };
 
 struct AsyncCase {
