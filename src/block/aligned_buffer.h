@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
-#include <span>
 
 namespace kumo::block {
 
@@ -15,15 +14,15 @@ class AlignedBuffer final {
   static constexpr size_t kAlignment = 4096;  // = HostFile::kDirectAlignment
 
   AlignedBuffer() = default;
-  // `len` bytes, or an empty buffer (data() == nullptr) when memory is short.
+  // `len` (> 0) bytes, or an empty buffer (data() == nullptr) when memory is short.
   explicit AlignedBuffer(size_t len) { (void)resize(len); }
 
   // Holds `len` bytes from now on; the old contents are dropped when the memory grows.
   // False (and empty) when memory is short.
   [[nodiscard]] bool resize(size_t len) {
-    if (len > capacity_ || (len == 0 && capacity_ == 0)) {
+    if (len > capacity_) {
       void* p = nullptr;
-      if (::posix_memalign(&p, kAlignment, len == 0 ? 1 : len) != 0) {
+      if (::posix_memalign(&p, kAlignment, len) != 0) {
         mem_.reset();
         capacity_ = size_ = 0;
         return false;
@@ -44,7 +43,6 @@ class AlignedBuffer final {
 
   [[nodiscard]] uint8_t* data() const { return mem_.get(); }
   [[nodiscard]] size_t size() const { return size_; }
-  [[nodiscard]] std::span<uint8_t> span() const { return {mem_.get(), size_}; }
   explicit operator bool() const { return mem_ != nullptr; }
 
  private:
