@@ -5,10 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <cstring>
 #include <random>
 
+#include "block/aligned_buffer.h"
 #include "block/open_backend.h"
 #include "block/test_util.h"
 
@@ -116,15 +116,14 @@ TEST_P(RawAsync, ManyRequestsInFlightCompleteWithTheirCookies) {
   auto disk = open_ok(make_file(dir, "a.raw", 1 << 22), {.cache = cache, .io = engine});
   constexpr size_t kReqs = 64;
   constexpr size_t kLen = 4096;
-  void* mem = nullptr;
-  ASSERT_EQ(::posix_memalign(&mem, 4096, kReqs * kLen), 0);
-  std::unique_ptr<uint8_t, decltype(&std::free)> buf(static_cast<uint8_t*>(mem), &std::free);
+  AlignedBuffer buf(kReqs * kLen);  // O_DIRECT accepts it
+  ASSERT_TRUE(buf);
   for (size_t i = 0; i < kReqs * kLen; ++i) {
-    buf.get()[i] = static_cast<uint8_t>(i / kLen + 1);
+    buf.data()[i] = static_cast<uint8_t>(i / kLen + 1);
   }
   std::vector<iovec> iov(kReqs);
   for (size_t i = 0; i < kReqs; ++i) {
-    iov[i] = {buf.get() + i * kLen, kLen};
+    iov[i] = {buf.data() + i * kLen, kLen};
     ASSERT_TRUE(disk->submit({.op = IoOp::kWrite,
                               .offset_bytes = i * 2 * kLen,
                               .iov = std::span<const iovec>(&iov[i], 1),
@@ -141,7 +140,7 @@ TEST_P(RawAsync, ManyRequestsInFlightCompleteWithTheirCookies) {
   EXPECT_EQ(std::count(seen.begin(), seen.end(), true), static_cast<long>(kReqs));
 
   // Read everything back asynchronously, then flush.
-  std::memset(buf.get(), 0, kReqs * kLen);
+  std::memset(buf.data(), 0, kReqs * kLen);
   for (size_t i = 0; i < kReqs; ++i) {
     ASSERT_TRUE(disk->submit({.op = IoOp::kRead,
                               .offset_bytes = i * 2 * kLen,
@@ -150,7 +149,7 @@ TEST_P(RawAsync, ManyRequestsInFlightCompleteWithTheirCookies) {
   }
   ASSERT_EQ(wait_completions(*disk, kReqs).size(), kReqs);
   for (size_t i = 0; i < kReqs * kLen; ++i) {
-    ASSERT_EQ(buf.get()[i], static_cast<uint8_t>(i / kLen + 1));
+    ASSERT_EQ(buf.data()[i], static_cast<uint8_t>(i / kLen + 1));
   }
   ASSERT_TRUE(disk->submit({.op = IoOp::kFlush, .cookie = 99}));
   auto f = wait_completions(*disk, 1);
@@ -194,14 +193,13 @@ TEST_P(RawAsync, PluggedBatchIsSubmittedAtUnplug) {
   auto disk = open_ok(make_file(dir, "a.raw", 1 << 20), {.cache = cache, .io = engine});
   constexpr size_t kReqs = 16;
   constexpr size_t kLen = 4096;
-  void* mem = nullptr;
-  ASSERT_EQ(::posix_memalign(&mem, 4096, kReqs * kLen), 0);
-  std::unique_ptr<uint8_t, decltype(&std::free)> buf(static_cast<uint8_t*>(mem), &std::free);
-  std::memset(buf.get(), 0x3c, kReqs * kLen);
+  AlignedBuffer buf(kReqs * kLen);  // O_DIRECT accepts it
+  ASSERT_TRUE(buf);
+  std::memset(buf.data(), 0x3c, kReqs * kLen);
   std::vector<iovec> iov(kReqs);
   disk->plug();
   for (size_t i = 0; i < kReqs; ++i) {
-    iov[i] = {buf.get() + i * kLen, kLen};
+    iov[i] = {buf.data() + i * kLen, kLen};
     ASSERT_TRUE(disk->submit({.op = IoOp::kWrite,
                               .offset_bytes = i * kLen,
                               .iov = std::span<const iovec>(&iov[i], 1),
@@ -233,15 +231,14 @@ TEST_P(RawAsync, BatchOfLargeReadsReadsTheRightBytes) {
   }
   ASSERT_TRUE(open_ok(path)->write(0, data));
   auto disk = open_ok(path, {.read_only = true, .cache = cache, .io = engine});
-  void* mem = nullptr;
-  ASSERT_EQ(::posix_memalign(&mem, 4096, kReqs * kLen), 0);
-  std::unique_ptr<uint8_t, decltype(&std::free)> buf(static_cast<uint8_t*>(mem), &std::free);
-  std::memset(buf.get(), 0xee, kReqs * kLen);
+  AlignedBuffer buf(kReqs * kLen);  // O_DIRECT accepts it
+  ASSERT_TRUE(buf);
+  std::memset(buf.data(), 0xee, kReqs * kLen);
   std::vector<iovec> iov(2 * kReqs);
   disk->plug();
   for (size_t i = 0; i < kReqs; ++i) {
     // Request i reads block (i * 3) % kReqs into slot i: a wrong offset or slot shows.
-    uint8_t* slot = buf.get() + i * kLen;
+    uint8_t* slot = buf.data() + i * kLen;
     iov[2 * i] = {slot, kLen / 4};
     iov[2 * i + 1] = {slot + kLen / 4, kLen - kLen / 4};
     ASSERT_TRUE(disk->submit({.op = IoOp::kRead,
@@ -257,7 +254,7 @@ TEST_P(RawAsync, BatchOfLargeReadsReadsTheRightBytes) {
   }
   for (size_t i = 0; i < kReqs; ++i) {
     const size_t from = (i * 3) % kReqs * kLen;
-    ASSERT_EQ(std::memcmp(buf.get() + i * kLen, data.data() + from, kLen), 0) << "read " << i;
+    ASSERT_EQ(std::memcmp(buf.data() + i * kLen, data.data() + from, kLen), 0) << "read " << i;
   }
 }
 
