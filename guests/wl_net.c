@@ -12,18 +12,26 @@
  *   26..    zero, up to the frame length
  * A reply is any received frame with ethertype 0x88b5 whose bytes 18..25
  * carry an outstanding sequence number; echoing the frame unchanged works.
+ *
+ * Receive buffers: `rxbuf=` bytes each (64..2048, default 2048). With `mrg=1`
+ * the driver negotiates VIRTIO_NET_F_MRG_RXBUF, so a frame may span several
+ * buffers (num_buffers in the first one's header); the workloads then check
+ * every reply byte by byte. Frames the driver cannot make sense of (too short,
+ * buffers missing, wrong length or contents) are counted in net_rx_bad=.
  */
 #include "stats.h"
 #include "virtio.h"
 
 #define NET_F_MAC (1ull << 5)
+#define NET_F_MRG_RXBUF (1ull << 15)
 #define NET_HDR_LEN 12u          /* struct virtio_net_hdr with VERSION_1 */
 #define FRAME_MIN 60u
 #define FRAME_MAX 1514u        /* 14-byte header + 1500-byte MTU */
 #define ETHERTYPE_HI 0x88
 #define ETHERTYPE_LO 0xb5
 #define SEQ_OFFSET 18u
-#define RX_BUF_LEN 2048u         /* header + 1514-byte frame, no MRG_RXBUF */
+#define RX_BUF_LEN 2048u         /* header + 1514-byte frame: enough without MRG_RXBUF */
+#define RX_BUF_MIN 64u
 #define RX_BUFS 128u
 #define TX_BUFS 256u
 #define SEQ_RING 4096u           /* > any window: seq % SEQ_RING is unique */
@@ -38,6 +46,13 @@ struct net {
   unsigned tx_nfree;
   uint8_t mac[6];
   uint32_t frame_len;
+  uint32_t rx_buf_len;
+  bool mrg;
+  /* Buffers of the frames rx_take() returned, reposted by rx_release(). */
+  uint16_t taken[RX_BUFS];
+  unsigned ntaken;
+  uint8_t frame[FRAME_MAX];        /* a frame reassembled from several buffers */
+  uint64_t rx_bad;
   /* Outstanding probes by seq % SEQ_RING: send time, 0 when none. */
   uint64_t sent_tsc[SEQ_RING];
   uint64_t sent, replies, lost, outstanding;
@@ -46,8 +61,12 @@ struct net {
 
 static struct net g_net;
 
+static uint8_t *rx_buf(struct net *n, uint16_t buf) {
+  return (uint8_t *)(n->rx_base + (uint64_t)buf * RX_BUF_LEN);
+}
+
 static bool rx_post(struct net *n, uint16_t buf) {
-  struct virtio_buf b = {n->rx_base + (uint64_t)buf * RX_BUF_LEN, RX_BUF_LEN, true};
+  struct virtio_buf b = {(uint64_t)(uintptr_t)rx_buf(n, buf), n->rx_buf_len, true};
   int head = virtq_add(&n->rx, &b, 1);
   if (head < 0) return false;
   n->rx_buf_of_head[head] = buf;
@@ -61,7 +80,19 @@ static bool net_open(struct net *n) {
     return false;
   }
   n->frame_len = (uint32_t)frame;
-  if (!virtio_open(VIRTIO_ID_NET, 0, NET_F_MAC, &n->dev)) return false;
+  uint64_t rxbuf = arg_u64("rxbuf", RX_BUF_LEN);
+  if (rxbuf < RX_BUF_MIN || rxbuf > RX_BUF_LEN) {
+    print("error=bad-rxbuf\n");
+    return false;
+  }
+  n->rx_buf_len = (uint32_t)rxbuf;
+  uint64_t wanted = NET_F_MAC | (arg_u64("mrg", 0) ? NET_F_MRG_RXBUF : 0);
+  if (!virtio_open(VIRTIO_ID_NET, 0, wanted, &n->dev)) return false;
+  n->mrg = (n->dev.features & NET_F_MRG_RXBUF) != 0;
+  if (arg_u64("mrg", 0) && !n->mrg) {
+    print("error=no-mrg-rxbuf\n");
+    return false;
+  }
   if (!virtq_init(&n->dev, 0, RX_BUFS, &n->rx) || !virtq_init(&n->dev, 1, TX_BUFS, &n->tx)) return false;
   n->rx_base = page_alloc((uint64_t)RX_BUFS * RX_BUF_LEN);
   n->tx_base = page_alloc((uint64_t)TX_BUFS * RX_BUF_LEN);
@@ -115,20 +146,82 @@ static bool probe_send(struct net *n, uint64_t seq) {
   return true;
 }
 
+/*
+ * The next received frame (vnet header stripped) in *f and *flen; false when
+ * none is waiting. Its buffers stay out of the ring until rx_release(). A frame
+ * spanning several buffers (MRG_RXBUF) is copied into n->frame. A malformed
+ * one gives *flen = 0 and counts in rx_bad.
+ */
+static bool rx_take(struct net *n, const uint8_t **f, uint32_t *flen) {
+  uint16_t head, nbufs = 1;
+  uint32_t len;
+  if (n->ntaken == RX_BUFS || !virtq_pop(&n->rx, &head, &len)) return false;
+  const uint8_t *p = rx_buf(n, n->rx_buf_of_head[head]);
+  n->taken[n->ntaken++] = n->rx_buf_of_head[head];
+  *f = p + NET_HDR_LEN;
+  *flen = 0;
+  if (n->mrg && len >= NET_HDR_LEN) memcpy(&nbufs, p + 10, 2);
+  if (len < NET_HDR_LEN || len > n->rx_buf_len || nbufs == 0) {
+    n->rx_bad++;
+    return true;
+  }
+  uint32_t total = len - NET_HDR_LEN;
+  if (nbufs == 1) {
+    *flen = total;
+    return true;
+  }
+  bool ok = total <= FRAME_MAX;
+  if (ok) memcpy(n->frame, p + NET_HDR_LEN, total);
+  for (uint16_t i = 1; i < nbufs; i++) {
+    /* The device publishes all of a frame's buffers at once. */
+    if (n->ntaken == RX_BUFS || !virtq_pop(&n->rx, &head, &len)) {
+      ok = false;
+      break;
+    }
+    uint16_t buf = n->rx_buf_of_head[head];
+    n->taken[n->ntaken++] = buf;
+    if (len > n->rx_buf_len || total + len > FRAME_MAX) ok = false;
+    if (ok) memcpy(n->frame + total, rx_buf(n, buf), len);
+    total += len;
+  }
+  if (!ok) {
+    n->rx_bad++;
+    return true;
+  }
+  *f = n->frame;
+  *flen = total;
+  return true;
+}
+
+static void rx_release(struct net *n) {
+  for (unsigned i = 0; i < n->ntaken; i++) rx_post(n, n->taken[i]);
+  if (n->ntaken) virtq_kick(&n->rx);
+  n->ntaken = 0;
+}
+
+/* With MRG_RXBUF, whether a reply is exactly the probe sent (length and zero padding). */
+static bool reply_intact(struct net *n, const uint8_t *f, uint32_t flen) {
+  if (!n->mrg) return true;
+  if (flen != n->frame_len || memcmp(f + 14, "KUMO", 4) != 0) return false;
+  for (uint32_t i = SEQ_OFFSET + 8; i < flen; i++) {
+    if (f[i] != 0) return false;
+  }
+  return true;
+}
+
 /* Consumes received frames, matching replies. Returns replies matched. */
 static unsigned rx_poll(struct net *n, uint64_t lowest_seq, uint64_t next_seq) {
-  uint16_t head;
-  uint32_t len;
-  unsigned matched = 0, reposted = 0;
-  while (virtq_pop(&n->rx, &head, &len)) {
+  const uint8_t *f;
+  uint32_t flen;
+  unsigned matched = 0;
+  while (rx_take(n, &f, &flen)) {
     uint64_t now = rdtsc();
-    uint16_t buf = n->rx_buf_of_head[head];
-    const uint8_t *f = (const uint8_t *)(n->rx_base + (uint64_t)buf * RX_BUF_LEN) + NET_HDR_LEN;
-    if (len >= NET_HDR_LEN + SEQ_OFFSET + 8 && f[12] == ETHERTYPE_HI && f[13] == ETHERTYPE_LO) {
+    if (flen >= SEQ_OFFSET + 8 && f[12] == ETHERTYPE_HI && f[13] == ETHERTYPE_LO) {
       uint64_t seq;
       memcpy(&seq, f + SEQ_OFFSET, 8);
       uint64_t *sent = &n->sent_tsc[seq % SEQ_RING];
       if (seq >= lowest_seq && seq < next_seq && *sent) {
+        if (!reply_intact(n, f, flen)) n->rx_bad++;
         lat_add(&n->rtt, tsc_to_us(now - *sent));
         *sent = 0;
         n->replies++;
@@ -136,10 +229,8 @@ static unsigned rx_poll(struct net *n, uint64_t lowest_seq, uint64_t next_seq) {
         matched++;
       }
     }
-    rx_post(n, buf);
-    reposted++;
   }
-  if (reposted) virtq_kick(&n->rx);
+  rx_release(n);
   return matched;
 }
 
@@ -150,6 +241,7 @@ static void net_report(struct net *n, uint64_t elapsed_tsc) {
   print("net_replies=%lu\n", n->replies);
   print("net_lost=%lu\n", n->lost);
   print("net_frame=%u\n", n->frame_len);
+  print("net_rx_bad=%lu\n", n->rx_bad);
   print("net_pps=%lu\n", n->replies * 1000000u / us);
   print("net_rtt_p50_us=%lu\n", lat_percentile(&n->rtt, 50));
   print("net_rtt_p99_us=%lu\n", lat_percentile(&n->rtt, 99));
@@ -206,7 +298,7 @@ bool wl_net_echo(void) {
   uint64_t t0 = rdtsc();
   net_run(n, 1, count, ~0ull, timeout_ms * (g_tsc_hz / 1000));
   net_report(n, rdtsc() - t0);
-  return count > 0 && n->replies == count;
+  return count > 0 && n->replies == count && n->rx_bad == 0;
 }
 
 bool wl_net_bench(void) {
@@ -220,7 +312,7 @@ bool wl_net_bench(void) {
   net_run(n, window, ~0ull, t0 + seconds * g_tsc_hz, timeout_ms * (g_tsc_hz / 1000));
   net_report(n, rdtsc() - t0);
   print("net_window=%lu\n", window);
-  return n->replies > 0;
+  return n->replies > 0 && n->rx_bad == 0;
 }
 
 /*
@@ -260,26 +352,23 @@ bool wl_net_reflect(void) {
   uint64_t rx_frames = 0, reflected = 0, tx_dropped = 0;
   uint64_t stop_tsc = rdtsc() + seconds * g_tsc_hz;
   while (rdtsc() < stop_tsc && (count == 0 || reflected < count)) {
-    uint16_t head;
-    uint32_t len;
-    unsigned reposted = 0, queued = 0;
-    while (virtq_pop(&n->rx, &head, &len)) {
-      uint16_t buf = n->rx_buf_of_head[head];
-      const uint8_t *f = (const uint8_t *)(n->rx_base + (uint64_t)buf * RX_BUF_LEN) + NET_HDR_LEN;
+    const uint8_t *f;
+    uint32_t flen;
+    unsigned queued = 0;
+    while (rx_take(n, &f, &flen)) {
+      if (flen == 0) continue;
       rx_frames++;
-      if (len >= NET_HDR_LEN + 14 && len <= RX_BUF_LEN && f[12] == ETHERTYPE_HI && f[13] == ETHERTYPE_LO &&
+      if (flen >= 14 && flen <= FRAME_MAX && f[12] == ETHERTYPE_HI && f[13] == ETHERTYPE_LO &&
           (count == 0 || reflected < count)) {
-        if (frame_send(n, f, len - NET_HDR_LEN)) {
+        if (frame_send(n, f, flen)) {
           reflected++;
           queued++;
         } else {
           tx_dropped++;
         }
       }
-      rx_post(n, buf);
-      reposted++;
     }
-    if (reposted) virtq_kick(&n->rx);
+    rx_release(n);
     if (queued) virtq_kick(&n->tx);
     tx_reclaim(n);
     cpu_relax();
@@ -293,5 +382,6 @@ bool wl_net_reflect(void) {
   print("net_rx_frames=%lu\n", rx_frames);
   print("net_reflected=%lu\n", reflected);
   print("net_tx_dropped=%lu\n", tx_dropped);
-  return reflected >= expect;
+  print("net_rx_bad=%lu\n", n->rx_bad);
+  return reflected >= expect && n->rx_bad == 0;
 }

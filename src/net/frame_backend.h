@@ -34,7 +34,8 @@ class FrameBackend {
   // Non-blocking fd, readable when a frame is waiting (for epoll).
   [[nodiscard]] virtual int fd() const = 0;
   // Reads one frame (header + data) into `iov`; 0 when none is waiting. A frame longer than
-  // the iovecs is truncated or dropped by the back end (kHost error).
+  // the iovecs is truncated silently (as tun does: the count is of bytes stored), so a
+  // caller that must know puts a spare byte after its buffers.
   [[nodiscard]] virtual Result<size_t> read_frame(std::span<const iovec> iov) = 0;
   // Writes one frame (header + data); 0 when the back end is full (retry on EPOLLOUT).
   [[nodiscard]] virtual Result<size_t> write_frame(std::span<const iovec> iov) = 0;

@@ -67,14 +67,15 @@ Result<std::optional<DescriptorChain>> SplitQueue::pop() {
   return std::optional<DescriptorChain>(std::move(chain));
 }
 
-Status SplitQueue::add_used(uint16_t head, uint32_t len_bytes) {
-  const uint64_t slot = next_used_ % config_.size;
-  const UsedElement element{head, len_bytes};
-  KUMO_TRY(mem_->write_obj(config_.used_ring.unchecked_add(4 + sizeof(UsedElement) * slot),
-                           element));
-  // §2.7.8.2: the element must be visible before the index that publishes it.
+Status SplitQueue::add_used(std::span<const UsedElement> elements) {
+  for (const UsedElement& element : elements) {
+    const uint64_t slot = next_used_ % config_.size;
+    KUMO_TRY(mem_->write_obj(config_.used_ring.unchecked_add(4 + sizeof(UsedElement) * slot),
+                             element));
+    next_used_ = static_cast<uint16_t>(next_used_ + 1);
+  }
+  // §2.7.8.2: the elements must be visible before the index that publishes them.
   std::atomic_thread_fence(std::memory_order_release);
-  next_used_ = static_cast<uint16_t>(next_used_ + 1);
   return mem_->store_atomic(config_.used_ring.unchecked_add(2), next_used_);
 }
 

@@ -17,10 +17,12 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 
 #include "base/result.h"
 #include "memory/guest_memory.h"
 #include "virtio/descriptor_chain.h"
+#include "virtio/virtio_spec.h"
 
 namespace kumo::virtio {
 
@@ -45,11 +47,17 @@ class SplitQueue final {
 
   // The next available chain, or nullopt when the driver has not made more available.
   [[nodiscard]] Result<std::optional<DescriptorChain>> pop();
-  // Puts the last popped chain back (the device could not use it yet: no frame waiting,
-  // rate limited). Only valid right after pop() returned a chain.
-  void undo_pop() { next_avail_ = static_cast<uint16_t>(next_avail_ - 1); }
+  // Puts the last `count` popped chains back (the device could not use them yet: rate
+  // limited, or pending when the device stops). Only for chains not returned by add_used().
+  void undo_pop(uint16_t count = 1) { next_avail_ = static_cast<uint16_t>(next_avail_ - count); }
   // Returns a chain to the driver with `len_bytes` written into its writable buffers.
-  [[nodiscard]] Status add_used(uint16_t head, uint32_t len_bytes);
+  [[nodiscard]] Status add_used(uint16_t head, uint32_t len_bytes) {
+    const UsedElement element{head, len_bytes};
+    return add_used(std::span(&element, 1));
+  }
+  // Returns several chains at once: the driver sees all of them or none (one index store),
+  // as virtio-net's merged receive buffers require.
+  [[nodiscard]] Status add_used(std::span<const UsedElement> elements);
   // After one or more add_used(): whether the driver asked to be interrupted (§2.7.7.2,
   // EVENT_IDX: vring_need_event(used_event, new, old)). Resets the batch.
   [[nodiscard]] Result<bool> needs_interrupt();

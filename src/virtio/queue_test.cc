@@ -54,6 +54,36 @@ TEST_F(SplitQueueTest, UsedElementsReachTheDriver) {
   EXPECT_FALSE(driver_.pop_used());
 }
 
+TEST_F(SplitQueueTest, SeveralUsedElementsArePublishedWithOneIndexStore) {
+  auto q = make();
+  std::vector<UsedElement> elements;
+  for (uint32_t i = 0; i < 3; ++i) {
+    elements.push_back(UsedElement{driver_.add_chain({{driver_.alloc(4), 4, true}}), i + 1});
+    ASSERT_TRUE(q.pop().value().has_value());
+  }
+  ASSERT_TRUE(q.add_used(std::span<const UsedElement>(elements)));
+  EXPECT_EQ(driver_.used_idx(), 3);
+  EXPECT_EQ(q.next_used(), 3);
+  for (const UsedElement& e : elements) {
+    auto used = driver_.pop_used();
+    ASSERT_TRUE(used);
+    EXPECT_EQ(used->id, e.id);
+    EXPECT_EQ(used->len, e.len);
+  }
+}
+
+TEST_F(SplitQueueTest, UndoPopGivesBackTheLastChains) {
+  auto q = make();
+  uint16_t heads[3];
+  for (auto& h : heads) h = driver_.add_chain({{driver_.alloc(4), 4, true}});
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(q.pop().value().has_value());
+  q.undo_pop(2);
+  EXPECT_EQ(q.next_avail(), 1);
+  EXPECT_EQ(q.pop().value()->head, heads[1]);
+  EXPECT_EQ(q.pop().value()->head, heads[2]);
+  EXPECT_FALSE(q.pop().value().has_value());
+}
+
 TEST_F(SplitQueueTest, IndexWrapsAround16Bits) {
   auto q = make();
   for (int i = 0; i < 70000; ++i) {

@@ -428,6 +428,22 @@ TEST_F(VirtioNetE2e, NetBenchLosesNothingWithAndWithoutPolling) {
   }
 }
 
+// VIRTIO_NET_F_MRG_RXBUF: full-size frames spread over 64-byte receive buffers (24 per
+// frame), 32 in flight; the guest reassembles and checks every byte of every reply.
+TEST_F(VirtioNetE2e, MergedReceiveBuffersCarryFullSizeFrames) {
+  HostTap tap;
+  ASSERT_TRUE(tap.ok());
+  ChildProcess echo({kTapEcho, tap.name(), "60"});
+  ASSERT_TRUE(echo.wait_for_stdout("ready", 10000)) << "kumo-tap-echo did not start";
+  for (const std::string cmdline : {"workload=net-echo count=50 frame=1514 mrg=1 rxbuf=64",
+                                    "workload=net-bench seconds=1 frame=1514 mrg=1 rxbuf=200"}) {
+    auto r = guest(cmdline, {"--net", "tap=" + tap.name()});
+    EXPECT_EQ(r.exit_status, 0) << cmdline << r.err << r.out;
+    EXPECT_TRUE(has(r.out, "net_rx_bad=0")) << cmdline << r.out;
+    EXPECT_TRUE(has(r.out, "net_lost=0")) << cmdline << r.out;
+  }
+}
+
 TEST_F(VirtioNetE2e, GuestSeesTheMacGivenOnTheCommandLine) {
   HostTap tap;
   ASSERT_TRUE(tap.ok());

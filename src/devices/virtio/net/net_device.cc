@@ -25,7 +25,7 @@ uint64_t VirtioNet::device_features() const {
   uint64_t f = 0;
   for (uint32_t bit : {kFeatureCsum, kFeatureGuestCsum, kFeatureMac, kFeatureGuestTso4,
                        kFeatureGuestTso6, kFeatureGuestEcn, kFeatureHostTso4, kFeatureHostTso6,
-                       kFeatureHostEcn, kFeatureStatus}) {
+                       kFeatureHostEcn, kFeatureMrgRxbuf, kFeatureStatus}) {
     f |= vio::feature_bit(bit);
   }
   return f;

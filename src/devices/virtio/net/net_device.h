@@ -2,8 +2,8 @@
 // VirtioNet: the virtio-net device (virtio 1.2 §5.1), one receive/transmit queue pair, on a
 // FrameBackend (a tap in production).
 //
-// Offers MAC, STATUS, CSUM, GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN, HOST_TSO4/6, HOST_ECN
-// (no MRG_RXBUF, no UFO, no control queue). Feature dependencies of §5.1.3.1 are enforced at
+// Offers MAC, STATUS, CSUM, GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN, HOST_TSO4/6, HOST_ECN,
+// MRG_RXBUF (no UFO, no control queue). Feature dependencies of §5.1.3.1 are enforced at
 // FEATURES_OK. On activation the back end's offloads are set to exactly the negotiated
 // GUEST_* features, so the host never hands the guest a frame it did not agree to; transmit
 // headers are checked against the negotiated HOST_* features (net_header.h).

@@ -152,6 +152,100 @@ TEST_F(VirtioNetTest, FrameWaitsUntilTheDriverPostsABuffer) {
   EXPECT_TRUE(wait_until([&] { return rx_.used_idx() == 1; }));
 }
 
+// Merged receive buffers (§5.1.6.4): a frame spans chains in ring order; the first chain's
+// header says how many; all of them reach the driver with one used index update.
+TEST_F(VirtioNetTest, MergeableFrameSpansSeveralChains) {
+  start(bits({kFeatureMrgRxbuf}));
+  std::vector<uint64_t> bufs;
+  for (int i = 0; i < 8; ++i) {  // 8 x 256 bytes: enough for the largest non-GSO frame
+    bufs.push_back(rx_.alloc(256));
+    rx_.add_chain({{bufs.back(), 256, true}});
+  }
+  driver_->notify(0);
+  const auto frame = ethernet_frame(986);  // 12 + 1000 bytes: 256, 256, 256, 244
+  std::vector<uint8_t> msg(12, 0);
+  msg.insert(msg.end(), frame.begin(), frame.end());
+  ASSERT_EQ(::send(peer_.get(), msg.data(), msg.size(), 0), static_cast<ssize_t>(msg.size()));
+  ASSERT_TRUE(wait_until([&] { return rx_.used_idx() == 4; }));
+  std::vector<uint8_t> got;
+  const uint32_t lens[] = {256, 256, 256, 244};
+  for (int i = 0; i < 4; ++i) {
+    auto used = rx_.pop_used();
+    ASSERT_TRUE(used);
+    EXPECT_EQ(used->id, static_cast<uint32_t>(i));
+    EXPECT_EQ(used->len, lens[i]);
+    auto part = rx_.read(bufs[static_cast<size_t>(i)], used->len);
+    got.insert(got.end(), part.begin(), part.end());
+  }
+  EXPECT_EQ(got[10] | (got[11] << 8), 4);  // num_buffers
+  EXPECT_TRUE(std::equal(frame.begin(), frame.end(), got.begin() + 12));
+  // The next frame starts in the next free chain, once the largest frame would fit again.
+  for (int i = 0; i < 2; ++i) rx_.add_chain({{rx_.alloc(256), 256, true}});
+  driver_->notify(0);
+  ASSERT_EQ(::send(peer_.get(), msg.data(), 80, 0), 80);
+  ASSERT_TRUE(wait_until([&] { return rx_.used_idx() == 5; }));
+  EXPECT_EQ(rx_.pop_used()->id, 4u);
+  EXPECT_EQ(rx_.read(bufs[4], 12)[10], 1);
+  EXPECT_EQ(net_->counters().rx_frames.load(), 2u);
+}
+
+TEST_F(VirtioNetTest, MergeableWaitsUntilTheLargestFrameWouldFit) {
+  start(bits({kFeatureMrgRxbuf}));
+  for (int i = 0; i < 5; ++i) rx_.add_chain({{rx_.alloc(256), 256, true}});  // 1280 < 1530
+  driver_->notify(0);
+  std::vector<uint8_t> msg(12 + 60, 0);
+  ASSERT_GT(::send(peer_.get(), msg.data(), msg.size(), 0), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(rx_.used_idx(), 0);
+  rx_.add_chain({{rx_.alloc(256), 256, true}});  // 1536 bytes: enough
+  driver_->notify(0);
+  EXPECT_TRUE(wait_until([&] { return rx_.used_idx() == 1; }));
+}
+
+TEST_F(VirtioNetTest, MergeableWithGuestTsoWaitsForAGsoFramesWorth) {
+  start(bits({kFeatureMrgRxbuf, kFeatureGuestCsum, kFeatureGuestTso4}));
+  for (int i = 0; i < 15; ++i) rx_.add_chain({{rx_.alloc(4096), 4096, true}});  // 60 KiB
+  driver_->notify(0);
+  std::vector<uint8_t> msg(12 + 60, 0);
+  ASSERT_GT(::send(peer_.get(), msg.data(), msg.size(), 0), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(rx_.used_idx(), 0);
+  rx_.add_chain({{rx_.alloc(8192), 8192, true}});
+  driver_->notify(0);
+  EXPECT_TRUE(wait_until([&] { return rx_.used_idx() == 1; }));
+}
+
+TEST_F(VirtioNetTest, FrameLongerThanTheBufferIsDroppedNotTruncated) {
+  start(bits({}));
+  const uint64_t buf = rx_.alloc(100);
+  rx_.add_chain({{buf, 100, true}});
+  driver_->notify(0);
+  std::vector<uint8_t> msg(12 + 200, 0xab);
+  ASSERT_GT(::send(peer_.get(), msg.data(), msg.size(), 0), 0);
+  ASSERT_TRUE(wait_until([&] { return net_->counters().rx_dropped.load() == 1; }));
+  EXPECT_EQ(rx_.used_idx(), 0);
+  // The buffer stays posted and takes the next frame that fits.
+  ASSERT_EQ(::send(peer_.get(), msg.data(), 100, 0), 100);
+  ASSERT_TRUE(wait_until([&] { return rx_.used_idx() == 1; }));
+  EXPECT_EQ(rx_.pop_used()->len, 100u);
+  EXPECT_FALSE(driver_->status() & vio::kStatusNeedsReset);
+}
+
+TEST_F(VirtioNetTest, ReceiveChainsTooSmallForTheHeaderAreReturnedEmpty) {
+  start(bits({kFeatureMrgRxbuf}));
+  rx_.add_chain({{rx_.alloc(8), 8, true}});
+  for (int i = 0; i < 2; ++i) rx_.add_chain({{rx_.alloc(2048), 2048, true}});
+  driver_->notify(0);
+  ASSERT_TRUE(wait_until([&] { return rx_.used_idx() == 1; }));
+  auto used = rx_.pop_used();
+  EXPECT_EQ(used->id, 0u);
+  EXPECT_EQ(used->len, 0u);
+  std::vector<uint8_t> msg(12 + 60, 0);
+  ASSERT_GT(::send(peer_.get(), msg.data(), msg.size(), 0), 0);
+  ASSERT_TRUE(wait_until([&] { return rx_.used_idx() == 2; }));
+  EXPECT_EQ(rx_.pop_used()->id, 1u);
+}
+
 TEST_F(VirtioNetTest, ChecksumOffloadWithoutCsumIsDropped) {
   start(bits({}));
   VnetHeader h{};

@@ -4,12 +4,30 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <cstddef>
+
+#include "devices/virtio/net/net_config.h"
 #include "devices/virtio/net/net_header.h"
 #include "virtio/buffers.h"
 
 namespace kumo::devices::virtio::net {
 
 namespace vio = kumo::virtio;
+
+namespace {
+
+bool mergeable(uint64_t features) { return (features & vio::feature_bit(kFeatureMrgRxbuf)) != 0; }
+
+// The largest frame the tap may hand over, header included: a GSO super-frame when the
+// guest took TSO (the tap's offloads are exactly the negotiated ones), else an MTU-sized
+// frame with a VLAN tag (§5.1.6.3.1's 1526 bytes, plus the tag).
+uint64_t max_rx_bytes(uint64_t features) {
+  const bool gso = (features & (vio::feature_bit(kFeatureGuestTso4) |
+                                vio::feature_bit(kFeatureGuestTso6))) != 0;
+  return sizeof(VnetHeader) + (gso ? kMaxFrameBytes : 1514 + 4);
+}
+
+}  // namespace
 
 Result<std::unique_ptr<NetWorker>> NetWorker::start(vio::ActivateContext context,
                                                     kumo::net::FrameBackend& backend,
@@ -65,6 +83,7 @@ NetWorker::NetWorker(vio::ActivateContext context, kumo::net::FrameBackend& back
       tx_(&ctx_.queues[kTxQueue]->queue),
       backend_(backend),
       counters_(counters),
+      rx_buffers_(mergeable(ctx_.features), max_rx_bytes(ctx_.features)),
       rx_limit_(settings.bandwidth, settings.ops),
       tx_limit_(settings.bandwidth, settings.ops) {}
 
@@ -179,6 +198,33 @@ void NetWorker::on_backend() {
   }
 }
 
+bool NetWorker::fill_rx_buffers(bool& used) {
+  while (!rx_buffers_.ready()) {
+    auto popped = rx_->pop();
+    if (!popped) {
+      broken();
+      return false;
+    }
+    if (!*popped) {
+      rx_no_buffers_ = true;  // poll() or, before sleeping, a notification brings more
+      return false;
+    }
+    vio::DescriptorChain& chain = **popped;
+    auto iov = vio::host_iovecs(*ctx_.memory, chain.writable);
+    if (!iov || chain.writable_bytes < sizeof(VnetHeader)) {
+      // Unusable receive buffer (§5.1.6.3.1: at least a header): hand it back empty.
+      if (!rx_->add_used(chain.head, 0)) {
+        broken();
+        return false;
+      }
+      used = true;
+      continue;
+    }
+    rx_buffers_.add(std::move(chain), std::move(*iov));
+  }
+  return true;
+}
+
 void NetWorker::process_rx() {
   bool used = false;
   // The driver only needs to tell us about new receive buffers when we ran out of them.
@@ -191,47 +237,40 @@ void NetWorker::process_rx() {
       rx_throttled_ = true;
       break;
     }
-    auto popped = rx_->pop();
-    if (!popped) {
-      broken();
+    if (!fill_rx_buffers(used)) {
       break;
     }
-    if (!*popped) {
-      rx_no_buffers_ = true;  // poll() or, before sleeping, a notification brings more
-      break;
+    auto n = backend_.read_frame(rx_buffers_.read_iovecs());
+    if (n && *n == 0) {
+      break;  // no frame waiting; the chains stay pending
     }
-    const vio::DescriptorChain& chain = **popped;
-    auto iov = vio::host_iovecs(*ctx_.memory, chain.writable);
-    if (!iov || chain.writable_bytes < sizeof(VnetHeader)) {
-      // Unusable receive buffer: hand it back empty.
-      if (!rx_->add_used(chain.head, 0)) {
+    if (!n) {
+      // A read error: give one buffer back empty, so a failing tap cannot spin the worker.
+      counters_.rx_dropped.fetch_add(1);
+      const vio::UsedElement empty = rx_buffers_.drop_oldest();
+      if (!rx_->add_used(std::span(&empty, 1))) {
         broken();
         break;
       }
       used = true;
       continue;
     }
-    auto n = backend_.read_frame(*iov);
-    if (n && *n == 0) {
-      rx_->undo_pop();
-      break;
+    auto elements = rx_buffers_.take(*n, rx_first_);
+    if (elements.empty() || *n < sizeof(VnetHeader)) {
+      counters_.rx_dropped.fetch_add(1);  // longer than the buffers: dropped, they stay
+      continue;
     }
-    uint32_t len = 0;
-    if (n && *n >= sizeof(VnetHeader)) {
-      const uint16_t one = 1;  // num_buffers: tun leaves it untouched
-      (void)vio::write_buffers(*ctx_.memory, chain.writable, 10,
-                               std::span(reinterpret_cast<const uint8_t*>(&one), 2));
-      len = static_cast<uint32_t>(*n);
-      counters_.rx_frames.fetch_add(1);
-      (void)rx_limit_.consume(*n - sizeof(VnetHeader));
-    } else {
-      counters_.rx_dropped.fetch_add(1);  // frame too big for the buffer, or a read error
-    }
-    if (!rx_->add_used(chain.head, len)) {
+    // num_buffers (tun leaves it untouched): how many chains this frame filled.
+    const auto count = static_cast<uint16_t>(elements.size());
+    if (!vio::write_buffers(*ctx_.memory, rx_first_, offsetof(VnetHeader, num_buffers),
+                            std::span(reinterpret_cast<const uint8_t*>(&count), 2)) ||
+        !rx_->add_used(elements)) {
       broken();
       break;
     }
     used = true;
+    counters_.rx_frames.fetch_add(1);
+    (void)rx_limit_.consume(*n - sizeof(VnetHeader));
   }
   signal(*rx_, kRxQueue, used);
   update_interest();

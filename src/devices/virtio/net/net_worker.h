@@ -2,9 +2,11 @@
 // NetWorker: moves frames between virtio-net's receive (0) and transmit (1) queues and a
 // FrameBackend (tap) on its own thread.
 //
-// Receive: when the back end has a frame and the driver posted a buffer, the frame is read
-// straight into the guest's buffers (vnet header first; num_buffers set to 1). With no
-// posted buffers the worker stops polling the back end until the driver notifies.
+// Receive: when the back end has a frame and the driver posted buffers (RxBuffers: one chain,
+// or with MRG_RXBUF enough chains for the largest frame), the frame is read straight into
+// the guest's buffers (vnet header first, num_buffers set to the chains it filled). Without
+// enough posted buffers the worker stops polling the back end until the driver notifies. A
+// frame longer than the buffers is dropped (counted), not truncated.
 // Transmit: each chain is validated by parse_tx_frame (negotiated offloads only) and written
 // as one frame with the validated header copy; invalid frames are dropped (used len 0).
 // Each direction has its own rate limiter (bytes and frames); receive is charged after the
@@ -21,6 +23,7 @@
 #include "base/event_loop.h"
 #include "base/token_bucket.h"
 #include "base/unique_fd.h"
+#include "devices/virtio/net/rx_buffers.h"
 #include "net/frame_backend.h"
 #include "virtio/device.h"
 
@@ -54,6 +57,9 @@ class NetWorker final {
   NetWorker(kumo::virtio::ActivateContext context, kumo::net::FrameBackend& backend,
             const NetWorkerSettings& settings, NetCounters& counters);
   void process_rx();
+  // Pops receive chains until rx_buffers_ is ready; false when the ring ran dry first
+  // (rx_no_buffers_) or broke. `used` is set when an unusable chain was handed back.
+  bool fill_rx_buffers(bool& used);
   void process_tx();
   void on_backend();
   // The event loop's poller: transmit chains, and receive buffers after running out.
@@ -77,6 +83,8 @@ class NetWorker final {
   kumo::virtio::SplitQueue* tx_;
   kumo::net::FrameBackend& backend_;
   NetCounters& counters_;
+  RxBuffers rx_buffers_;
+  std::vector<kumo::virtio::GuestBuffer> rx_first_;  // the last frame's first chain
   RateLimiter rx_limit_;
   RateLimiter tx_limit_;
   UniqueFd rx_timer_;
