@@ -83,7 +83,8 @@ int run_main(int argc, char** argv) {
                  "(repeatable; raw or qcow2; poll-us: busy-polling window, default 50, 0 off)");
   app.add_option("--net", config.nets,
                  "virtio-net NIC: tap=NAME | bridge=BR[,tap=NAME] [,mac=52:54:00:..]"
-                 "[,bw=SIZE][,bw_burst=SIZE][,ops=N][,ops_burst=N][,poll-us=N] (repeatable)");
+                 "[,queues=N][,bw=SIZE][,bw_burst=SIZE][,ops=N][,ops_burst=N][,poll-us=N] "
+                 "(repeatable; queues: queue pairs 1-16, a multi-queue tap)");
   app.add_flag("--rng", config.rng, "virtio-rng device fed by the host's getrandom()");
   app.add_option("--on-reboot", on_reboot, "what a guest reboot does: restart | exit (default exit)")
       ->check(CLI::IsMember({"restart", "exit"}));

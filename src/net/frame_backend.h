@@ -40,6 +40,9 @@ class FrameBackend {
   // Writes one frame (header + data); 0 when the back end is full (retry on EPOLLOUT).
   [[nodiscard]] virtual Result<size_t> write_frame(std::span<const iovec> iov) = 0;
   [[nodiscard]] virtual Status set_offloads(const Offloads& offloads) = 0;
+  // For one queue of a multi-queue back end: whether the host may hand it frames (a
+  // disabled queue's frames go to the enabled ones).
+  [[nodiscard]] virtual Status set_enabled(bool enabled) = 0;
 };
 
 }  // namespace kumo::net

@@ -34,7 +34,10 @@ Status copy_name(ifreq& ifr, std::string_view name) {
 
 }  // namespace
 
-Result<Tap> Tap::create(std::string_view name) {
+namespace {
+
+// Opens /dev/net/tun and attaches it to tap `name` (created if missing) with `flags` added.
+Result<UniqueFd> open_tap_queue(std::string_view name, short flags, std::string& actual_name) {
   UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
   if (!fd) {
     const int e = errno;
@@ -49,7 +52,7 @@ Result<Tap> Tap::create(std::string_view name) {
     return host_error_errno(e, "opening /dev/net/tun");
   }
   ifreq ifr{};
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  ifr.ifr_flags = static_cast<short>(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | flags);
   KUMO_TRY(copy_name(ifr, name.empty() ? std::string_view("kumo%d") : name));
   if (::ioctl(fd.get(), TUNSETIFF, &ifr) != 0) {
     const int e = errno;
@@ -70,28 +73,65 @@ Result<Tap> Tap::create(std::string_view name) {
       return make_error(ErrorKind::kInvalidInput, e,
                         fmt::format("tap '{}' is already in use by another process", name));
     }
+    if (e == EINVAL && (flags & IFF_MULTI_QUEUE) != 0) {
+      return make_error(ErrorKind::kInvalidInput, e,
+                        fmt::format("interface '{}' exists and is not a multi-queue tap (create "
+                                    "it with `ip tuntap add {} mode tap multi_queue vnet_hdr`)",
+                                    name, name));
+    }
     if (e == EINVAL) {
       return make_error(ErrorKind::kInvalidInput, e,
                         fmt::format("interface '{}' exists and is not a tap", name));
     }
     return host_error_errno(e, "creating tap '{}'", name);
   }
+  actual_name = ifr.ifr_name;
   int hdr = static_cast<int>(kVnetHeaderBytes);
   if (::ioctl(fd.get(), TUNSETVNETHDRSZ, &hdr) != 0) {
-    return host_error("setting the vnet header size of tap '{}'", ifr.ifr_name);
+    return host_error("setting the vnet header size of tap '{}'", actual_name);
   }
   // Nothing offloaded until the guest negotiates it.
   if (::ioctl(fd.get(), TUNSETOFFLOAD, 0UL) != 0) {
-    return host_error("clearing offloads of tap '{}'", ifr.ifr_name);
+    return host_error("clearing offloads of tap '{}'", actual_name);
   }
-  Tap tap(std::move(fd), std::string(ifr.ifr_name));
-  KUMO_TRY(set_link_up(tap.name()));
+  return fd;
+}
+
+}  // namespace
+
+Result<Tap> Tap::create(std::string_view name) {
+  auto queues = KUMO_TRY(create_multiqueue(name, 1));
+  return std::move(queues.front());
+}
+
+Result<std::vector<Tap>> Tap::create_multiqueue(std::string_view name, unsigned queues) {
+  if (queues == 0 || queues > kMaxQueues) {
+    return invalid_input("a tap has 1 to {} queues, not {}", kMaxQueues, queues);
+  }
+  const short flags = queues > 1 ? IFF_MULTI_QUEUE : 0;
+  std::vector<Tap> taps;
+  std::string actual;
+  for (unsigned i = 0; i < queues; ++i) {
+    // The first queue may create the interface (and learn its name); the others join it.
+    UniqueFd fd = KUMO_TRY(open_tap_queue(i == 0 ? name : std::string_view(actual), flags, actual));
+    taps.push_back(Tap(std::move(fd), actual));
+  }
+  KUMO_TRY(set_link_up(actual));
   // Attaching turned the carrier on, but the host starts transmitting on the interface only
   // once its link-watch work has run (operstate up, qdisc activated); until then everything
   // the host sends the guest is dropped. A guest that boots in milliseconds and sends at once
   // would lose the replies to its first frames, so wait for it (bounded; usually < 1 ms).
-  KUMO_TRY(wait_until_running(tap.name(), std::chrono::seconds(1)));
-  return tap;
+  KUMO_TRY(wait_until_running(actual, std::chrono::seconds(1)));
+  return taps;
+}
+
+Status Tap::set_enabled(bool enabled) {
+  ifreq ifr{};
+  ifr.ifr_flags = static_cast<short>(enabled ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE);
+  if (::ioctl(fd_.get(), TUNSETQUEUE, &ifr) != 0) {
+    return host_error("{} a queue of tap '{}'", enabled ? "attaching" : "detaching", name_);
+  }
+  return {};
 }
 
 Result<size_t> Tap::read_frame(std::span<const iovec> iov) {

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
@@ -26,6 +27,11 @@ class Tap final : public FrameBackend {
   // `name` empty: the kernel picks "kumo%d". The interface is brought up, and create()
   // returns once the host can transmit on it.
   [[nodiscard]] static Result<Tap> create(std::string_view name);
+  // The same with `queues` (1..kMaxQueues) queues, one Tap (fd) each, all attached; more
+  // than one needs a multi-queue tap (IFF_MULTI_QUEUE; created so when missing).
+  static constexpr unsigned kMaxQueues = 16;
+  [[nodiscard]] static Result<std::vector<Tap>> create_multiqueue(std::string_view name,
+                                                                  unsigned queues);
 
   Tap(Tap&&) noexcept = default;
   Tap& operator=(Tap&&) noexcept = default;
@@ -35,6 +41,8 @@ class Tap final : public FrameBackend {
   [[nodiscard]] Result<size_t> read_frame(std::span<const iovec> iov) override;
   [[nodiscard]] Result<size_t> write_frame(std::span<const iovec> iov) override;
   [[nodiscard]] Status set_offloads(const Offloads& offloads) override;
+  // Attaches or detaches this queue (TUNSETQUEUE); a detached queue gets no frames.
+  [[nodiscard]] Status set_enabled(bool enabled) override;
 
  private:
   Tap(UniqueFd fd, std::string name) : fd_(std::move(fd)), name_(std::move(name)) {}

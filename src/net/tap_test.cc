@@ -42,6 +42,34 @@ TEST(Tap, CreatesATapWithVnetHeaders) {
   });
 }
 
+TEST(Tap, MultiQueueTapHasOneFdPerQueueThatCanBeDetached) {
+  if (!can_create_taps()) GTEST_SKIP() << "needs root and /dev/net/tun";
+  in_fresh_netns([] {
+    auto taps = Tap::create_multiqueue("", 3);
+    ASSERT_TRUE(taps) << taps.error().to_string();
+    ASSERT_EQ(taps->size(), 3u);
+    for (const Tap& t : *taps) EXPECT_EQ(t.name(), taps->front().name());
+    EXPECT_NE((*taps)[1].fd(), (*taps)[2].fd());
+    EXPECT_TRUE((*taps)[2].set_enabled(false));
+    EXPECT_TRUE((*taps)[2].set_enabled(true));
+    EXPECT_TRUE(wait_until_running(taps->front().name(), std::chrono::milliseconds(0)));
+  });
+}
+
+TEST(Tap, QueuesOnASingleQueueTapOrOutOfRangeAreRefused) {
+  if (!can_create_taps()) GTEST_SKIP() << "needs root and /dev/net/tun";
+  in_fresh_netns([] {
+    ASSERT_EQ(std::system("ip tuntap add kumosq0 mode tap vnet_hdr"), 0);
+    auto r = Tap::create_multiqueue("kumosq0", 2);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().kind, ErrorKind::kInvalidInput);
+    EXPECT_NE(r.error().message.find("multi-queue"), std::string::npos) << r.error().message;
+    EXPECT_EQ(Tap::create_multiqueue("kumosq1", 0).error().kind, ErrorKind::kInvalidInput);
+    EXPECT_EQ(Tap::create_multiqueue("kumosq1", Tap::kMaxQueues + 1).error().kind,
+              ErrorKind::kInvalidInput);
+  });
+}
+
 TEST(Tap, IsRunningWhenCreateReturns) {
   if (!can_create_taps()) GTEST_SKIP() << "needs root and /dev/net/tun";
   in_fresh_netns([] {

@@ -188,7 +188,7 @@ Status Vm::setup_virtio_devices() {
       return invalid_input("--net: MAC address {} is used by two NICs of this VM", mac.to_string());
     }
     macs.push_back(mac.to_string());
-    auto backend = devices::virtio::net::open_tap_backend(*net, mac);
+    auto backend = devices::virtio::net::open_tap_backends(*net, mac);
     if (!backend) {
       return tl::unexpected(backend.error().with_context("--net"));
     }

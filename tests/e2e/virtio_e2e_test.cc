@@ -112,8 +112,9 @@ class Interface final {
 // A tap in the host namespace (ip tuntap add), up, deleted at the end.
 class HostTap final {
  public:
-  HostTap() : name_(unique_name("kvtap")) {
-    created_ = sh("ip tuntap add dev " + name_ + " mode tap vnet_hdr") &&
+  explicit HostTap(bool multi_queue = false) : name_(unique_name("kvtap")) {
+    created_ = sh("ip tuntap add dev " + name_ + " mode tap vnet_hdr" +
+                  (multi_queue ? " multi_queue" : "")) &&
                sh("ip link set " + name_ + " up");
   }
   ~HostTap() {
@@ -442,6 +443,36 @@ TEST_F(VirtioNetE2e, MergedReceiveBuffersCarryFullSizeFrames) {
     EXPECT_TRUE(has(r.out, "net_rx_bad=0")) << cmdline << r.out;
     EXPECT_TRUE(has(r.out, "net_lost=0")) << cmdline << r.out;
   }
+}
+
+// Multiqueue: the guest asks for pairs through the control queue and sends round-robin;
+// the host's tap spreads the replies over the tap queues, so every pair receives.
+TEST_F(VirtioNetE2e, MultiqueueCarriesFramesOnEveryPair) {
+  HostTap tap(/*multi_queue=*/true);
+  ASSERT_TRUE(tap.ok());
+  ChildProcess echo({kTapEcho, tap.name(), "60"});
+  ASSERT_TRUE(echo.wait_for_stdout("ready", 10000)) << "kumo-tap-echo did not start";
+  auto r = guest("workload=net-bench seconds=1 queues=4",
+                 {"--net", "tap=" + tap.name() + ",queues=4"});
+  EXPECT_EQ(r.exit_status, 0) << r.err << r.out;
+  EXPECT_TRUE(has(r.out, "net_pairs=4")) << r.out;
+  EXPECT_TRUE(has(r.out, "net_lost=0")) << r.out;
+  for (int q = 0; q < 4; ++q) {
+    EXPECT_FALSE(has(r.out, "net_rx_q" + std::to_string(q) + "=0")) << r.out;
+    EXPECT_FALSE(has(r.out, "net_tx_q" + std::to_string(q) + "=0")) << r.out;
+  }
+  // Fewer pairs than the device has: the others stay idle (their tap queues detached).
+  auto two = guest("workload=net-echo count=50 queues=2",
+                   {"--net", "tap=" + tap.name() + ",queues=4"});
+  EXPECT_EQ(two.exit_status, 0) << two.err << two.out;
+  EXPECT_TRUE(has(two.out, "net_replies=50")) << two.out;
+}
+
+TEST_F(VirtioNetE2e, MultiqueueOnASingleQueueTapIsMisuse) {
+  HostTap tap;
+  ASSERT_TRUE(tap.ok());
+  expect_misuse(guest("workload=hello", {"--net", "tap=" + tap.name() + ",queues=2"}),
+                "multi-queue");
 }
 
 TEST_F(VirtioNetE2e, GuestSeesTheMacGivenOnTheCommandLine) {

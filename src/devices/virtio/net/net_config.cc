@@ -2,6 +2,7 @@
 
 #include "base/key_value_options.h"
 #include "base/size_parse.h"
+#include "net/tap.h"
 
 namespace kumo::devices::virtio::net {
 namespace {
@@ -39,6 +40,13 @@ Result<NetOptions> parse_net_options(std::string_view text) {
       ops = KUMO_TRY(parse_count(value, kOption, key));
     } else if (key == "ops_burst") {
       ops_burst = KUMO_TRY(parse_count(value, kOption, key));
+    } else if (key == "queues") {
+      const uint64_t n = KUMO_TRY(parse_count(value, kOption, key));
+      if (n < 1 || n > kumo::net::Tap::kMaxQueues) {
+        return invalid_input("{}: key 'queues': {} is not in 1..{}", kOption, value,
+                             kumo::net::Tap::kMaxQueues);
+      }
+      out.queues = static_cast<unsigned>(n);
     } else if (key == "poll-us") {
       out.poll_ns = KUMO_TRY(parse_poll_window(value, kOption, key));
     } else {
@@ -50,6 +58,10 @@ Result<NetOptions> parse_net_options(std::string_view text) {
   }
   out.bandwidth = KUMO_TRY(per_second_bucket(kOption, "bw", bw, "bw_burst", bw_burst));
   out.ops = KUMO_TRY(per_second_bucket(kOption, "ops", ops, "ops_burst", ops_burst));
+  if (out.queues > 1 && (out.bandwidth || out.ops)) {
+    return invalid_input("{}: keys 'bw'/'ops' limit one queue pair; they cannot be combined "
+                         "with 'queues' above 1 yet", kOption);
+  }
   return out;
 }
 

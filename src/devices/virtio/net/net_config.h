@@ -2,10 +2,12 @@
 // virtio-net user options (--net) and device configuration (virtio 1.2 §5.1.4).
 //
 // parse_net_options() is pure: "tap=NAME | bridge=BR [,tap=NAME] [,mac=52:54:00:..]
-// [,bw=SIZE][,bw_burst=SIZE][,ops=N][,ops_burst=N][,poll-us=N]". With bridge= a tap is
-// created (named NAME, or kernel-chosen) and enslaved to the existing bridge BR. bw/ops limit
-// each direction separately (bytes or frames per second, Firecracker token buckets); poll-us
-// is the worker's busy-polling window (default kDefaultPollMicros, 0 = off).
+// [,queues=N][,bw=SIZE][,bw_burst=SIZE][,ops=N][,ops_burst=N][,poll-us=N]". With bridge= a
+// tap is created (named NAME, or kernel-chosen) and enslaved to the existing bridge BR.
+// queues is the number of queue pairs (1..16; more than one needs a multi-queue tap, which
+// kumo creates when it creates the tap). bw/ops limit each direction separately (bytes or
+// frames per second, Firecracker token buckets; one pair only); poll-us is the workers'
+// busy-polling window (default kDefaultPollMicros, 0 = off).
 // Errors are kInvalidInput naming the bad key.
 
 #include <cstdint>
@@ -24,6 +26,7 @@ struct NetOptions {
   std::string tap;     // tap interface name (may be empty with bridge=)
   std::string bridge;  // existing bridge to attach to (empty: none)
   std::optional<kumo::net::MacAddress> mac;  // nullopt: random 52:54:00:xx:xx:xx
+  unsigned queues = 1;                       // queue pairs
   std::optional<BucketConfig> bandwidth;
   std::optional<BucketConfig> ops;
   uint64_t poll_ns = kDefaultPollMicros * 1000;  // see EventLoop::set_poller
@@ -45,14 +48,17 @@ inline constexpr uint32_t kFeatureHostEcn = 13;
 inline constexpr uint32_t kFeatureHostUfo = 14;
 inline constexpr uint32_t kFeatureMrgRxbuf = 15;
 inline constexpr uint32_t kFeatureStatus = 16;
+inline constexpr uint32_t kFeatureCtrlVq = 17;
+inline constexpr uint32_t kFeatureMq = 22;
 
 inline constexpr uint16_t kStatusLinkUp = 1;
 
-// struct virtio_net_config up to status (max_virtqueue_pairs and later are not offered).
+// struct virtio_net_config up to max_virtqueue_pairs (mtu and later are not offered).
 struct __attribute__((packed)) NetConfigSpace {
   uint8_t mac[6];
   uint16_t status;
+  uint16_t max_virtqueue_pairs;
 };
-static_assert(sizeof(NetConfigSpace) == 8);
+static_assert(sizeof(NetConfigSpace) == 10);
 
 }  // namespace kumo::devices::virtio::net

@@ -10,12 +10,27 @@ namespace kumo::devices::virtio::net {
 
 namespace vio = kumo::virtio;
 
-VirtioNet::VirtioNet(std::unique_ptr<kumo::net::FrameBackend> backend,
-                     const kumo::net::MacAddress& mac, NetWorkerSettings settings)
-    : backend_(std::move(backend)), settings_(std::move(settings)) {
+VirtioNet::VirtioNet(FrameBackends backends, const kumo::net::MacAddress& mac,
+                     NetWorkerSettings settings)
+    : backends_(std::move(backends)),
+      backend_enabled_(backends_.size(), true),
+      settings_(std::move(settings)) {
   std::memcpy(config_.mac, mac.bytes.data(), 6);
   config_.status = kStatusLinkUp;
+  config_.max_virtqueue_pairs = max_pairs();
 }
+
+namespace {
+FrameBackends one_backend(std::unique_ptr<kumo::net::FrameBackend> backend) {
+  FrameBackends v;
+  v.push_back(std::move(backend));
+  return v;
+}
+}  // namespace
+
+VirtioNet::VirtioNet(std::unique_ptr<kumo::net::FrameBackend> backend,
+                     const kumo::net::MacAddress& mac, NetWorkerSettings settings)
+    : VirtioNet(one_backend(std::move(backend)), mac, std::move(settings)) {}
 
 VirtioNet::~VirtioNet() { reset(); }
 
@@ -27,6 +42,9 @@ uint64_t VirtioNet::device_features() const {
                        kFeatureGuestTso6, kFeatureGuestEcn, kFeatureHostTso4, kFeatureHostTso6,
                        kFeatureHostEcn, kFeatureMrgRxbuf, kFeatureStatus}) {
     f |= vio::feature_bit(bit);
+  }
+  if (max_pairs() > 1) {
+    f |= vio::feature_bit(kFeatureCtrlVq) | vio::feature_bit(kFeatureMq);
   }
   return f;
 }
@@ -46,6 +64,9 @@ Status VirtioNet::accept_features(uint64_t features) {
   if (has(kFeatureHostEcn) && !has(kFeatureHostTso4) && !has(kFeatureHostTso6)) {
     return guest_error("HOST_ECN without HOST_TSO4/6");
   }
+  if (has(kFeatureMq) && !has(kFeatureCtrlVq)) {
+    return guest_error("MQ without CTRL_VQ");
+  }
   return {};
 }
 
@@ -60,24 +81,69 @@ void VirtioNet::read_config(uint64_t offset, std::span<uint8_t> data) {
 Status VirtioNet::activate(vio::ActivateContext context) {
   reset();
   auto has = [&](uint32_t bit) { return (context.features & vio::feature_bit(bit)) != 0; };
-  KUMO_TRY(backend_->set_offloads(kumo::net::Offloads{.csum = has(kFeatureGuestCsum),
-                                                      .tso4 = has(kFeatureGuestTso4),
-                                                      .tso6 = has(kFeatureGuestTso6),
-                                                      .tso_ecn = has(kFeatureGuestEcn),
-                                                      .ufo = false}));
+  for (auto& backend : backends_) {
+    KUMO_TRY(backend->set_offloads(kumo::net::Offloads{.csum = has(kFeatureGuestCsum),
+                                                       .tso4 = has(kFeatureGuestTso4),
+                                                       .tso6 = has(kFeatureGuestTso6),
+                                                       .tso_ecn = has(kFeatureGuestEcn),
+                                                       .ufo = false}));
+  }
   {
     std::lock_guard lock(config_mutex_);
     interrupt_ = context.interrupt;
   }
-  worker_ = KUMO_TRY(NetWorker::start(std::move(context), *backend_, settings_, counters_));
+  context_ = std::move(context);
+  // §5.1.6.5.5: only the first pair until the driver asks for more.
+  KUMO_TRY(set_active_pairs(1));
+  if (has(kFeatureCtrlVq)) {
+    control_ = KUMO_TRY(ControlWorker::start(
+        context_, static_cast<uint16_t>(2 * max_pairs()),
+        [this, mq = has(kFeatureMq)](const ControlCommand& cmd) {
+          const auto pairs = requested_pairs(cmd, mq, max_pairs());
+          return pairs && set_active_pairs(*pairs) ? kCtrlOk : kCtrlErr;
+        }));
+  }
+  return {};
+}
+
+Status VirtioNet::set_active_pairs(size_t pairs) {
+  while (workers_.size() > pairs) {
+    workers_.back()->stop();
+    workers_.pop_back();
+    active_pairs_.store(workers_.size());
+    KUMO_TRY(set_backend_enabled(workers_.size(), false));
+  }
+  // Tap queues of pairs that never ran yet (after creation or a reset) are still attached.
+  for (size_t k = pairs; k < backends_.size(); ++k) {
+    KUMO_TRY(set_backend_enabled(k, false));
+  }
+  while (workers_.size() < pairs) {
+    const size_t k = workers_.size();
+    KUMO_TRY(set_backend_enabled(k, true));
+    workers_.push_back(KUMO_TRY(NetWorker::start(context_, static_cast<uint16_t>(k),
+                                                 *backends_[k], settings_, counters_)));
+    active_pairs_.store(workers_.size());
+  }
+  return {};
+}
+
+Status VirtioNet::set_backend_enabled(size_t pair, bool enabled) {
+  if (backend_enabled_[pair] != enabled) {
+    KUMO_TRY(backends_[pair]->set_enabled(enabled));
+    backend_enabled_[pair] = enabled;
+  }
   return {};
 }
 
 void VirtioNet::reset() {
-  if (worker_) {
-    worker_->stop();
-    worker_.reset();
+  // The control worker first: it may be starting or stopping pair workers.
+  control_.reset();
+  while (!workers_.empty()) {
+    workers_.back()->stop();
+    workers_.pop_back();
   }
+  active_pairs_.store(0);
+  context_ = vio::ActivateContext{};
   std::lock_guard lock(config_mutex_);
   interrupt_.reset();
 }
@@ -94,15 +160,18 @@ void VirtioNet::set_link(bool up) {
   }
 }
 
-Result<std::unique_ptr<kumo::net::FrameBackend>> open_tap_backend(
-    const NetOptions& options, const kumo::net::MacAddress& mac) {
+Result<FrameBackends> open_tap_backends(const NetOptions& options,
+                                        const kumo::net::MacAddress& mac) {
   KUMO_TRY(kumo::net::check_mac_unused(mac));
-  auto tap = KUMO_TRY(kumo::net::Tap::create(options.tap));
+  auto taps = KUMO_TRY(kumo::net::Tap::create_multiqueue(options.tap, options.queues));
   if (!options.bridge.empty()) {
-    KUMO_TRY(kumo::net::attach_to_bridge(tap.name(), options.bridge));
+    KUMO_TRY(kumo::net::attach_to_bridge(taps.front().name(), options.bridge));
   }
-  return std::unique_ptr<kumo::net::FrameBackend>(
-      std::make_unique<kumo::net::Tap>(std::move(tap)));
+  FrameBackends backends;
+  for (auto& tap : taps) {
+    backends.push_back(std::make_unique<kumo::net::Tap>(std::move(tap)));
+  }
+  return backends;
 }
 
 }  // namespace kumo::devices::virtio::net

@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "devices/virtio/net/control_command.h"
 #include "devices/virtio/net/net_header.h"
 #include "devices/virtio/net/socket_backend.h"
 #include "devices/virtio/pci_transport.h"
@@ -383,6 +384,170 @@ TEST_F(VirtioNetTest, AfterThePollWindowTheDriverIsAskedToNotifyAgain) {
   EXPECT_EQ(got->size(), 12u + second.size());
 }
 
+// --- multiqueue: two pairs, each on its own back end, and the control queue (index 4) ---
+
+class VirtioNetMqTest : public ::testing::Test {
+ protected:
+  static constexpr uint16_t kCtrl = 4;
+
+  VirtioNetMqTest() : mem_(*memory::GuestMemory::create({{GuestAddress(0), 4 << 20}})) {
+    for (uint16_t i = 0; i < 5; ++i) {
+      queues_.push_back(std::make_unique<DriverQueue>(mem_, 0x1000 * (i + 1), 16,
+                                                      0x100000 + 0x80000 * i, 0x80000));
+    }
+  }
+
+  bool start(uint64_t features) {
+    FrameBackends backends;
+    for (int i = 0; i < 2; ++i) {
+      auto b = std::make_unique<testing::SocketBackend>(&peers_[i]);
+      backends_[i] = b.get();
+      backends.push_back(std::move(b));
+    }
+    auto device = std::make_unique<VirtioNet>(std::move(backends),
+                                              *kumo::net::parse_mac("52:54:00:12:34:56"),
+                                              NetWorkerSettings{});
+    net_ = device.get();
+    transport_ = *VirtioPciDevice::create(std::move(device),
+                                          TransportContext{&mem_, nullptr, line_, nullptr});
+    driver_ = std::make_unique<TransportDriver>(*transport_);
+    if (!driver_->negotiate(features)) return false;
+    for (uint16_t i = 0; i < 5; ++i) driver_->setup_queue(i, queues_[i]->config());
+    driver_->driver_ok();
+    return (driver_->status() & vio::kStatusNeedsReset) == 0;
+  }
+
+  DriverQueue& q(uint16_t i) { return *queues_[i]; }
+
+  // Queues a minimal frame on transmit queue `tx` and notifies.
+  void send_on(uint16_t tx) {
+    const VnetHeader h{};
+    const auto frame = ethernet_frame(60);
+    const uint64_t hdr = q(tx).alloc(12, std::span(reinterpret_cast<const uint8_t*>(&h), 12));
+    const uint64_t data = q(tx).alloc(frame.size(), frame);
+    q(tx).add_chain({{hdr, 12, false}, {data, static_cast<uint32_t>(frame.size()), false}});
+    driver_->notify(tx);
+  }
+
+  // Sends a control request; returns the ack byte, or nullopt if the chain never came back.
+  std::optional<uint8_t> control(std::vector<uint8_t> request) {
+    DriverQueue& c = q(kCtrl);
+    const uint64_t req = c.alloc(request.size(), request);
+    const uint8_t unset = 0xee;
+    const uint64_t ack = c.alloc(1, std::span(&unset, 1));
+    const uint16_t before = c.used_idx();
+    c.add_chain({{req, static_cast<uint32_t>(request.size()), false}, {ack, 1, true}});
+    driver_->notify(kCtrl);
+    if (!wait_until([&] { return c.used_idx() != before; })) return std::nullopt;
+    auto used = c.pop_used();
+    EXPECT_EQ(used->len, 1u);
+    return c.read(ack, 1)[0];
+  }
+  std::optional<uint8_t> set_pairs(uint16_t n) {
+    return control({kCtrlClassMq, kCtrlMqVqPairsSet, static_cast<uint8_t>(n),
+                    static_cast<uint8_t>(n >> 8)});
+  }
+
+  // Sends a frame from peer `pair`'s host side; waits until the guest's `rx` queue used it.
+  bool host_sends(int pair, uint16_t rx) {
+    std::vector<uint8_t> msg(12, 0);
+    const auto frame = ethernet_frame(60);
+    msg.insert(msg.end(), frame.begin(), frame.end());
+    const uint16_t before = q(rx).used_idx();
+    if (::send(peers_[pair].get(), msg.data(), msg.size(), 0) < 0) return false;
+    return wait_until([&] { return q(rx).used_idx() != before; }, std::chrono::milliseconds(500));
+  }
+
+  memory::GuestMemory mem_;
+  std::vector<std::unique_ptr<DriverQueue>> queues_;
+  UniqueFd peers_[2];
+  testing::SocketBackend* backends_[2] = {};
+  VirtioNet* net_ = nullptr;
+  std::shared_ptr<virtio::testing::FakeInterruptLine> line_ =
+      std::make_shared<virtio::testing::FakeInterruptLine>();
+  std::shared_ptr<VirtioPciDevice> transport_;
+  std::unique_ptr<TransportDriver> driver_;
+};
+
+TEST_F(VirtioNetMqTest, OffersMqWithTheControlQueueAndSaysHowManyPairs) {
+  ASSERT_TRUE(start(bits({kFeatureCtrlVq, kFeatureMq})));
+  const uint64_t offered = driver_->device_features();
+  EXPECT_TRUE(offered & vio::feature_bit(kFeatureMq));
+  EXPECT_TRUE(offered & vio::feature_bit(kFeatureCtrlVq));
+  EXPECT_EQ(driver_->config(8, 2), 2u);  // max_virtqueue_pairs
+  EXPECT_EQ(net_->num_queues(), 5);
+  EXPECT_EQ(net_->active_pairs(), 1u);
+  EXPECT_FALSE(backends_[1]->enabled.load());  // the host sends nothing to an idle pair
+}
+
+TEST_F(VirtioNetMqTest, SecondPairCarriesFramesOnlyAfterVqPairsSet) {
+  ASSERT_TRUE(start(bits({kFeatureCtrlVq, kFeatureMq})));
+  send_on(3);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(q(3).used_idx(), 0);  // transmitq2 is not served yet
+  EXPECT_EQ(set_pairs(2), kCtrlOk);
+  EXPECT_EQ(net_->active_pairs(), 2u);
+  EXPECT_TRUE(backends_[1]->enabled.load());
+  EXPECT_TRUE(wait_until([&] { return q(3).used_idx() == 1; }));
+  char buf[2048];
+  EXPECT_GT(::recv(peers_[1].get(), buf, sizeof(buf), 0), 0);
+  q(2).add_chain({{q(2).alloc(2048), 2048, true}});
+  driver_->notify(2);
+  EXPECT_TRUE(host_sends(1, 2));
+  EXPECT_EQ(net_->counters().rx_frames.load(), 1u);
+}
+
+TEST_F(VirtioNetMqTest, StoppingAPairGivesItsReceiveBuffersBack) {
+  ASSERT_TRUE(start(bits({kFeatureCtrlVq, kFeatureMq})));
+  ASSERT_EQ(set_pairs(2), kCtrlOk);
+  q(2).add_chain({{q(2).alloc(2048), 2048, true}});
+  driver_->notify(2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the worker holds the chain
+  ASSERT_EQ(set_pairs(1), kCtrlOk);
+  EXPECT_EQ(net_->active_pairs(), 1u);
+  EXPECT_FALSE(backends_[1]->enabled.load());
+  ASSERT_EQ(set_pairs(2), kCtrlOk);
+  EXPECT_TRUE(host_sends(1, 2));  // the buffer posted before is used, not lost
+}
+
+TEST_F(VirtioNetMqTest, BadControlRequestsAreAnsweredWithAnError) {
+  ASSERT_TRUE(start(bits({kFeatureCtrlVq, kFeatureMq})));
+  EXPECT_EQ(set_pairs(0), kCtrlErr);
+  EXPECT_EQ(set_pairs(3), kCtrlErr);
+  EXPECT_EQ(control({kCtrlClassMq, kCtrlMqVqPairsSet, 2}), kCtrlErr);     // short data
+  EXPECT_EQ(control({kCtrlClassMq, kCtrlMqVqPairsSet, 2, 0, 0}), kCtrlErr);  // long data
+  EXPECT_EQ(control({0, 0, 1}), kCtrlErr);  // VIRTIO_NET_CTRL_RX_PROMISC: not supported
+  EXPECT_EQ(control({kCtrlClassMq}), kCtrlErr);  // no command byte
+  EXPECT_EQ(net_->active_pairs(), 1u);
+  // No ack byte: returned with length 0.
+  DriverQueue& c = q(kCtrl);
+  const uint8_t req[4] = {kCtrlClassMq, kCtrlMqVqPairsSet, 2, 0};
+  c.add_chain({{c.alloc(4, req), 4, false}});
+  driver_->notify(kCtrl);
+  ASSERT_TRUE(wait_until([&] { return c.used_idx() == 7; }));
+  for (int i = 0; i < 6; ++i) c.pop_used();
+  EXPECT_EQ(c.pop_used()->len, 0u);
+  EXPECT_EQ(net_->active_pairs(), 1u);
+  EXPECT_FALSE(driver_->status() & vio::kStatusNeedsReset);
+}
+
+TEST_F(VirtioNetMqTest, WithoutMqOnlyTheFirstPairRuns) {
+  ASSERT_TRUE(start(bits({kFeatureCtrlVq})));
+  EXPECT_EQ(set_pairs(2), kCtrlErr);
+  EXPECT_EQ(net_->active_pairs(), 1u);
+}
+
+TEST_F(VirtioNetMqTest, MqWithoutTheControlQueueIsRefused) {
+  EXPECT_FALSE(start(bits({kFeatureMq})));
+}
+
+TEST_F(VirtioNetMqTest, ResetStopsEveryPair) {
+  ASSERT_TRUE(start(bits({kFeatureCtrlVq, kFeatureMq})));
+  ASSERT_EQ(set_pairs(2), kCtrlOk);
+  driver_->set_status(0);
+  EXPECT_EQ(net_->active_pairs(), 0u);
+}
+
 TEST(NetOptions, ParsesTapBridgeMacAndLimits) {
   auto o = parse_net_options("bridge=br0,tap=vm0,mac=52:54:00:00:00:01,bw=1M,ops=1000,ops_burst=10");
   ASSERT_TRUE(o) << o.error().message;
@@ -391,6 +556,8 @@ TEST(NetOptions, ParsesTapBridgeMacAndLimits) {
   EXPECT_EQ(o->mac->to_string(), "52:54:00:00:00:01");
   EXPECT_EQ(o->bandwidth->size, 1u << 20);
   EXPECT_EQ(o->ops->one_time_burst, 10u);
+  EXPECT_EQ(o->queues, 1u);
+  EXPECT_EQ(parse_net_options("tap=t0,queues=4")->queues, 4u);
 }
 
 TEST(NetOptions, ErrorsNameTheBadKey) {
@@ -409,6 +576,9 @@ TEST(NetOptions, ErrorsNameTheBadKey) {
   check("tap=t0,ops_burst=3", "ops_burst");
   check("tap=t0,poll-us=10001", "poll-us");
   check("tap=t0,poll-us=-1", "poll-us");
+  check("tap=t0,queues=0", "queues");
+  check("tap=t0,queues=17", "queues");
+  check("tap=t0,queues=2,bw=1M", "queues");
 }
 
 TEST(NetOptions, PollWindowDefaultsOnAndCanBeTurnedOff) {

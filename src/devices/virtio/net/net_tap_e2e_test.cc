@@ -32,7 +32,7 @@ using virtio::testing::wait_until;
 constexpr uint16_t kEthertype = 0x88b5;  // IEEE local experimental: ignored by the host stack
 
 struct HostSide {
-  std::unique_ptr<kumo::net::FrameBackend> tap;
+  FrameBackends tap;
   UniqueFd packet;
   int ifindex = 0;
 };
@@ -48,7 +48,7 @@ Result<HostSide> make_host_side() {
     }
     NetOptions options;
     options.tap = "kumoe2e0";
-    auto tap = open_tap_backend(options, *kumo::net::parse_mac("52:54:00:e2:e2:01"));
+    auto tap = open_tap_backends(options, *kumo::net::parse_mac("52:54:00:e2:e2:01"));
     if (!tap) {
       out = tl::unexpected(tap.error());
       return;

@@ -29,14 +29,16 @@ uint64_t max_rx_bytes(uint64_t features) {
 
 }  // namespace
 
-Result<std::unique_ptr<NetWorker>> NetWorker::start(vio::ActivateContext context,
+Result<std::unique_ptr<NetWorker>> NetWorker::start(vio::ActivateContext& context, uint16_t pair,
                                                     kumo::net::FrameBackend& backend,
                                                     const NetWorkerSettings& settings,
                                                     NetCounters& counters) {
-  if (context.queues.size() < 2 || !context.queues[kRxQueue] || !context.queues[kTxQueue]) {
-    return guest_error("virtio-net activated without its receive and transmit queues");
+  const size_t rx = 2 * size_t{pair};
+  if (context.queues.size() < rx + 2 || !context.queues[rx] || !context.queues[rx + 1]) {
+    return guest_error("virtio-net queue pair {} used without its receive and transmit queues",
+                       pair);
   }
-  std::unique_ptr<NetWorker> w(new NetWorker(std::move(context), backend, settings, counters));
+  std::unique_ptr<NetWorker> w(new NetWorker(context, pair, backend, settings, counters));
   w->rx_timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
   w->tx_timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
   if (!w->rx_timer_ || !w->tx_timer_) {
@@ -44,8 +46,8 @@ Result<std::unique_ptr<NetWorker>> NetWorker::start(vio::ActivateContext context
   }
   w->loop_ = KUMO_TRY(EventLoop::create());
   NetWorker* self = w.get();
-  const int rx_fd = w->ctx_.queues[kRxQueue]->notify_fd;
-  const int tx_fd = w->ctx_.queues[kTxQueue]->notify_fd;
+  const int rx_fd = w->ctx_.queues[w->rx_index_]->notify_fd;
+  const int tx_fd = w->ctx_.queues[w->tx_index_]->notify_fd;
   KUMO_TRY(w->loop_->add(rx_fd, EPOLLIN, [self, rx_fd] {
     drain_eventfd(rx_fd);
     self->rx_no_buffers_ = false;
@@ -76,11 +78,14 @@ Result<std::unique_ptr<NetWorker>> NetWorker::start(vio::ActivateContext context
   return w;
 }
 
-NetWorker::NetWorker(vio::ActivateContext context, kumo::net::FrameBackend& backend,
-                     const NetWorkerSettings& settings, NetCounters& counters)
-    : ctx_(std::move(context)),
-      rx_(&ctx_.queues[kRxQueue]->queue),
-      tx_(&ctx_.queues[kTxQueue]->queue),
+NetWorker::NetWorker(vio::ActivateContext& context, uint16_t pair,
+                     kumo::net::FrameBackend& backend, const NetWorkerSettings& settings,
+                     NetCounters& counters)
+    : ctx_(context),
+      rx_index_(static_cast<uint16_t>(2 * pair)),
+      tx_index_(static_cast<uint16_t>(2 * pair + 1)),
+      rx_(&ctx_.queues[rx_index_]->queue),
+      tx_(&ctx_.queues[tx_index_]->queue),
       backend_(backend),
       counters_(counters),
       rx_buffers_(mergeable(ctx_.features), max_rx_bytes(ctx_.features)),
@@ -92,6 +97,9 @@ NetWorker::~NetWorker() { stop(); }
 void NetWorker::stop() {
   if (loop_) {
     loop_->stop();
+    loop_.reset();
+    rx_->undo_pop(static_cast<uint16_t>(rx_buffers_.chains()));
+    rx_buffers_.clear();
   }
 }
 
@@ -272,7 +280,7 @@ void NetWorker::process_rx() {
     counters_.rx_frames.fetch_add(1);
     (void)rx_limit_.consume(*n - sizeof(VnetHeader));
   }
-  signal(*rx_, kRxQueue, used);
+  signal(*rx_, rx_index_, used);
   update_interest();
 }
 
@@ -327,7 +335,7 @@ void NetWorker::process_tx() {
     }
     used = true;
   }
-  signal(*tx_, kTxQueue, used);
+  signal(*tx_, tx_index_, used);
   update_interest();
 }
 

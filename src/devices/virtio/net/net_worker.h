@@ -1,6 +1,6 @@
 #pragma once
-// NetWorker: moves frames between virtio-net's receive (0) and transmit (1) queues and a
-// FrameBackend (tap) on its own thread.
+// NetWorker: moves frames between one of virtio-net's queue pairs (receive 2k, transmit
+// 2k+1) and a FrameBackend (one tap queue) on its own thread.
 //
 // Receive: when the back end has a frame and the driver posted buffers (RxBuffers: one chain,
 // or with MRG_RXBUF enough chains for the largest frame), the frame is read straight into
@@ -13,7 +13,12 @@
 // frame is delivered (its size is unknown before), which may overshoot by one frame.
 // A broken ring sets NEEDS_RESET.
 //
-// Thread-safety: start/stop from the device (vCPU thread); the rest on the worker thread.
+// stop() gives the receive chains it holds back to the ring (undo_pop), so the pair can be
+// started again later (multiqueue) without losing the driver's buffers.
+//
+// Thread-safety: start/stop from the device (vCPU or control thread); the rest on the worker
+// thread. The context (owned by the device) outlives the worker; the worker uses only its
+// pair's queues.
 
 #include <atomic>
 #include <cstdint>
@@ -44,18 +49,16 @@ struct NetCounters {
 
 class NetWorker final {
  public:
-  static constexpr uint16_t kRxQueue = 0;
-  static constexpr uint16_t kTxQueue = 1;
-
   [[nodiscard]] static Result<std::unique_ptr<NetWorker>> start(
-      kumo::virtio::ActivateContext context, kumo::net::FrameBackend& backend,
+      kumo::virtio::ActivateContext& context, uint16_t pair, kumo::net::FrameBackend& backend,
       const NetWorkerSettings& settings, NetCounters& counters);
   ~NetWorker();
   void stop();
 
  private:
-  NetWorker(kumo::virtio::ActivateContext context, kumo::net::FrameBackend& backend,
-            const NetWorkerSettings& settings, NetCounters& counters);
+  NetWorker(kumo::virtio::ActivateContext& context, uint16_t pair,
+            kumo::net::FrameBackend& backend, const NetWorkerSettings& settings,
+            NetCounters& counters);
   void process_rx();
   // Pops receive chains until rx_buffers_ is ready; false when the ring ran dry first
   // (rx_no_buffers_) or broke. `used` is set when an unusable chain was handed back.
@@ -78,7 +81,9 @@ class NetWorker final {
   bool quiet(kumo::virtio::SplitQueue& q, bool& enabled);
   static void arm(int timer_fd, uint64_t ns);
 
-  kumo::virtio::ActivateContext ctx_;
+  kumo::virtio::ActivateContext& ctx_;
+  uint16_t rx_index_;
+  uint16_t tx_index_;
   kumo::virtio::SplitQueue* rx_;
   kumo::virtio::SplitQueue* tx_;
   kumo::net::FrameBackend& backend_;

@@ -51,6 +51,13 @@ class RxBuffers final {
   // (where num_buffers goes). Needs chains() > 0.
   [[nodiscard]] std::span<const kumo::virtio::UsedElement> take(
       size_t bytes, std::vector<kumo::virtio::GuestBuffer>& first);
+  // Forgets every pending chain (after the caller gave them back with undo_pop).
+  void clear() {
+    chains_.clear();
+    bytes_ = 0;
+    iovecs_ = 0;
+    offered_bytes_ = 0;
+  }
   // Removes the oldest chain unfilled (a read error): its used element has length 0.
   [[nodiscard]] kumo::virtio::UsedElement drop_oldest();
 

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <mutex>
 #include <vector>
@@ -52,8 +53,13 @@ class SocketBackend final : public kumo::net::FrameBackend {
     offloads.push_back(o);
     return {};
   }
+  Status set_enabled(bool on) override {
+    enabled.store(on);
+    return {};
+  }
   std::mutex mutex;
   std::vector<kumo::net::Offloads> offloads;
+  std::atomic<bool> enabled{true};
 
  private:
   UniqueFd fd_;
