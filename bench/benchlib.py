@@ -194,3 +194,10 @@ def reproduce_command(script, argv):
     """The command line to put in the docs: the script with the options it was run with."""
     argv = [a for a in argv if a not in ("-v", "--verbose")]
     return " ".join([f"bench/{script}"] + [shlex.quote(a) for a in argv])
+
+
+def rotated(items, n):
+    """`items` rotated left by n (round n of an interleaved benchmark starts with item n)."""
+    items = list(items)
+    n %= len(items)
+    return items[n:] + items[:n]

@@ -6,7 +6,9 @@ runs under kumo (--disk path=FILE,cache=none,io=io_uring) and QEMU 7.2 microvm,p
 (-drive ...,cache=none,aio=io_uring + virtio-blk-pci), both on the same pre-filled raw file;
 fio runs on that file on the host (--ioengine=io_uring --direct=1) with the same pattern,
 block size and queue depth: the physical limit a VMM can at best reach.
-Runs are interleaved (kumo, QEMU, fio, kumo, ...) so host noise hits all alike; medians.
+Runs are interleaved, and each round starts with the next runner (kumo QEMU fio, QEMU fio
+kumo, fio kumo QEMU, ...), so host noise and the disk state a run leaves behind hit all
+alike; medians.
 
 Usage: bench/blk_bench.py [--runs 3] [--seconds 2] [--size-mib 512] [--file PATH]
                           [--build build] [--update-docs]
@@ -18,8 +20,8 @@ import subprocess
 import sys
 
 from benchlib import (GuestFailed, code_block, common_args, kumo_cmd, md_table, median,
-                      qemu_cmd, ratio, reproduce_command, require_root, run_guest, text_table,
-                      update_docs)
+                      qemu_cmd, ratio, reproduce_command, require_root, rotated, run_guest,
+                      text_table, update_docs)
 
 # name, guest rw, fio rw, block size, queue depth, unit ("iops" or "MB/s")
 CASES = [
@@ -97,15 +99,20 @@ def main():
                 "-device", "virtio-blk-pci,drive=d0,disable-legacy=on"])
             r = results[name] = {"kumo": [], "qemu": [], "fio": [], "kumo_p50": [],
                                  "qemu_p50": []}
-            for _ in range(args.runs):
-                for who, cmd in (("kumo", kumo), ("qemu", qemu)):
-                    kv = run_guest(cmd, timeout=args.seconds + 60, verbose=args.verbose)
+            runners = ["kumo", "qemu"] + ([] if args.no_fio else ["fio"])
+            for run in range(args.runs):
+                # Each round starts with the next runner: whoever follows another run (or
+                # a VM boot) gets a different host disk state, so no runner keeps one place.
+                for who in rotated(runners, run):
+                    if who == "fio":
+                        r["fio"].append(run_fio(path, fio_rw, bs, qd, args.seconds, unit))
+                        continue
+                    kv = run_guest(kumo if who == "kumo" else qemu, timeout=args.seconds + 60,
+                                   verbose=args.verbose)
                     if int(kv.get("blk_errors", "1")) != 0:
                         raise GuestFailed(f"{who}: blk_errors={kv.get('blk_errors')}")
                     r[who].append(guest_value(kv, unit))
                     r[who + "_p50"].append(int(kv["blk_lat_p50_us"]))
-                if not args.no_fio:
-                    r["fio"].append(run_fio(path, fio_rw, bs, qd, args.seconds, unit))
             print(f"{name}: kumo {[round(x) for x in r['kumo']]} "
                   f"QEMU {[round(x) for x in r['qemu']]} fio {[round(x) for x in r['fio']]}",
                   file=sys.stderr)
@@ -133,7 +140,8 @@ def main():
     print(goals)
     if args.update_docs:
         body = (f"Test guest `workload=blk-bench` (polling, no interrupts), {args.runs} "
-                f"interleaved runs of {args.seconds} s per case, medians; "
+                f"interleaved runs of {args.seconds} s per case (each round starts with the next "
+                "runner), medians; "
                 f"{args.size_mib} MiB pre-filled raw file in /tmp, O_DIRECT + io_uring for "
                 "all three. kumo: `--disk path=F,cache=none,io=io_uring`; QEMU 7.2 "
                 "`-M microvm,pcie=on` with `-drive ...,cache=none,aio=io_uring -device "

@@ -9,7 +9,8 @@ downscript=no,vhost=off -device virtio-net-pci,disable-legacy=on`.
 - `workload=net-bench` (window=32 probes in flight): echoed packets per second;
 - `workload=net-echo` (one probe at a time): round-trip time p50 / p99.
 Both for 64-byte (frame=60 + FCS) and 1518-byte (frame=1514, a full 1500-byte MTU) frames.
-Runs are interleaved kumo, QEMU, kumo, ...; medians.
+Runs are interleaved, each round starting with the other VMM (kumo QEMU, QEMU kumo, ...);
+medians.
 
 Usage: bench/net_bench.py [--runs 3] [--seconds 2] [--count 2000] [--build build]
                           [--update-docs]
@@ -58,12 +59,12 @@ def main():
             r = res[frame] = {k: [] for k in ("kumo_pps", "qemu_pps", "kumo_p50", "qemu_p50",
                                              "kumo_p99", "qemu_p99", "kumo_lost",
                                              "qemu_lost")}
-            for _ in range(args.runs):
-                for who, cmd in bench:
+            for run in range(args.runs):
+                for who, cmd in rotated(bench, run):
                     kv = run_guest(cmd, timeout=args.seconds + 60, verbose=args.verbose)
                     r[who + "_pps"].append(int(kv["net_pps"]))
                     r[who + "_lost"].append(int(kv["net_lost"]))
-                for who, cmd in (() if args.no_echo else echo):
+                for who, cmd in ([] if args.no_echo else rotated(echo, run)):
                     kv = run_guest(cmd, timeout=60, verbose=args.verbose)
                     r[who + "_p50"].append(int(kv["net_rtt_p50_us"]))
                     r[who + "_p99"].append(int(kv["net_rtt_p99_us"]))
@@ -94,7 +95,8 @@ def main():
         body = (f"Test guest `workload=net-bench window={args.window} seconds={args.seconds}` "
                 f"and `workload=net-echo count={args.count}` (polling, no interrupts), one tap "
                 "per VMM answered by `kumo-tap-echo` on the host; "
-                f"{args.runs} interleaved runs, medians. QEMU: `-M microvm,pcie=on`, "
+                f"{args.runs} interleaved runs (each round starts with the other VMM), medians. "
+                "QEMU: `-M microvm,pcie=on`, "
                 "`-netdev tap,...,vhost=off -device virtio-net-pci,disable-legacy=on`. "
                 "Packets/s counts echoed probes (each crossed the device twice).\n\n"
                 + md_table(header, rows) + "\n" + summary + "\n")
