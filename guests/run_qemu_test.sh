@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Boots the test guest under QEMU with one workload and checks its result.
 #
-# Usage: run_qemu_test.sh [--disk MIB] [--rng] [--net-echo] GUEST_ELF CMDLINE EXPECT [QEMU_ARGS...]
+# Usage: run_qemu_test.sh [--disk MIB] [--disk-queues N] [--rng] [--net-echo] GUEST_ELF CMDLINE EXPECT [QEMU_ARGS...]
 #   --disk MIB   attach a scratch raw virtio-blk disk (modern only) of MIB MiB
+#   --disk-queues N  give that disk N request queues (num-queues=N)
 #   --rng        attach virtio-rng (modern only)
 #   --net-echo   attach virtio-net on a UDP socket with net_echo.py answering
 #   CMDLINE    guest command line, e.g. "workload=smp"
@@ -17,10 +18,11 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
-disk_mib="" rng=0 net=0
+disk_mib="" disk_queues=1 rng=0 net=0
 while [[ $# -gt 0 && $1 == --* ]]; do
   case $1 in
     --disk) disk_mib=$2; shift 2 ;;
+    --disk-queues) disk_queues=$2; shift 2 ;;
     --rng) rng=1; shift ;;
     --net-echo) net=1; shift ;;
     *) echo "unknown option $1"; exit 2 ;;
@@ -54,7 +56,7 @@ trap cleanup EXIT
 if [[ -n $disk_mib ]]; then
   truncate -s "${disk_mib}M" "$tmp/disk.raw"
   machine+=(-drive "if=none,id=d0,file=$tmp/disk.raw,format=raw"
-            -device virtio-blk-pci,drive=d0,disable-legacy=on)
+            -device "virtio-blk-pci,drive=d0,disable-legacy=on,num-queues=$disk_queues")
 fi
 if [[ $rng -eq 1 ]]; then
   machine+=(-device virtio-rng-pci,disable-legacy=on)

@@ -1,8 +1,14 @@
-/* virtio-blk (virtio 1.2 §5.2) workloads: blk-verify and blk-bench. */
+/*
+ * virtio-blk (virtio 1.2 §5.2) workloads: blk-verify and blk-bench.
+ * blk-bench `queues=N` (1..4) negotiates VIRTIO_BLK_F_MQ and spreads its
+ * requests over N request queues (slot i on queue i % N).
+ */
 #include "stats.h"
 #include "virtio.h"
 
 #define BLK_F_FLUSH (1ull << 9)
+#define BLK_F_MQ (1ull << 12)
+#define BLK_MAX_QUEUES 4u
 #define BLK_T_IN 0
 #define BLK_T_OUT 1
 #define BLK_T_FLUSH 4
@@ -16,11 +22,25 @@ struct blk_req_hdr {
 };
 
 static struct virtio_dev g_dev;
-static struct virtq g_vq;
+static struct virtq g_vqs[BLK_MAX_QUEUES];
+static struct virtq *const g_vq = &g_vqs[0];
+static unsigned g_nqueues = 1;
 
-static bool blk_open(void) {
-  if (!virtio_open(VIRTIO_ID_BLK, 0, BLK_F_FLUSH, &g_dev)) return false;
-  if (!virtq_init(&g_dev, 0, VIRTQ_MAX_SIZE, &g_vq)) return false;
+/* Opens the disk with `queues` request queues (MQ when more than one). */
+static bool blk_open(unsigned queues) {
+  if (!virtio_open(VIRTIO_ID_BLK, 0, BLK_F_FLUSH | (queues > 1 ? BLK_F_MQ : 0), &g_dev)) return false;
+  if (queues > 1) {
+    /* struct virtio_blk_config.num_queues */
+    uint16_t offered = mmio_read16(g_dev.device_cfg + 34);
+    if (!(g_dev.features & BLK_F_MQ) || offered < queues) {
+      print("error=no-mq\nblk_num_queues=%u\n", offered);
+      return false;
+    }
+  }
+  g_nqueues = queues;
+  for (unsigned q = 0; q < queues; q++) {
+    if (!virtq_init(&g_dev, (uint16_t)q, VIRTQ_MAX_SIZE, &g_vqs[q])) return false;
+  }
   virtio_driver_ok(&g_dev);
   return true;
 }
@@ -42,12 +62,12 @@ static int blk_sync(uint32_t type, uint64_t sector, uint64_t data, uint32_t len)
   unsigned n = 1;
   if (len) bufs[n++] = (struct virtio_buf){data, len, type == BLK_T_IN};
   bufs[n++] = (struct virtio_buf){(uint64_t)(uintptr_t)&status, 1, true};
-  if (virtq_add(&g_vq, bufs, n) < 0) return -1;
-  virtq_kick(&g_vq);
+  if (virtq_add(g_vq, bufs, n) < 0) return -1;
+  virtq_kick(g_vq);
   uint16_t id;
   uint32_t used_len;
   uint64_t deadline = rdtsc() + 10 * g_tsc_hz;
-  while (!virtq_pop(&g_vq, &id, &used_len)) {
+  while (!virtq_pop(g_vq, &id, &used_len)) {
     if (rdtsc() > deadline) return -2;
     cpu_relax();
   }
@@ -60,7 +80,7 @@ static uint64_t blk_pattern(uint64_t sector, uint64_t word, uint64_t seed) {
 
 bool wl_blk_verify(void) {
   tsc_calibrate();
-  if (!blk_open()) return false;
+  if (!blk_open(1)) return false;
   uint64_t capacity = blk_capacity();
   print("blk_capacity_sectors=%lu\n", capacity);
   print("blk_flush_supported=%u\n", (g_dev.features & BLK_F_FLUSH) ? 1u : 0u);
@@ -120,7 +140,8 @@ struct blk_bench {
   bool is_write, is_rand;
   uint64_t rng, next_block, inflight;
   struct blk_slot slots[VIRTQ_MAX_SIZE];
-  int16_t slot_of_head[VIRTQ_MAX_SIZE];
+  int16_t slot_of_head[BLK_MAX_QUEUES][VIRTQ_MAX_SIZE];
+  uint64_t done_on[BLK_MAX_QUEUES];
   struct lat_hist lat;
 };
 
@@ -145,8 +166,9 @@ static void bench_submit(struct blk_bench *b, unsigned i) {
   struct virtio_buf bufs[3] = {{(uint64_t)(uintptr_t)&s->hdr, sizeof s->hdr, false},
                                {s->data, (uint32_t)b->bs, !b->is_write},
                                {(uint64_t)(uintptr_t)&s->status, 1, true}};
-  int head = virtq_add(&g_vq, bufs, 3);   /* qd <= size / 3: never full */
-  b->slot_of_head[head] = (int16_t)i;
+  unsigned q = i % g_nqueues;
+  int head = virtq_add(&g_vqs[q], bufs, 3);   /* qd <= queues * size / 3: never full */
+  b->slot_of_head[q][head] = (int16_t)i;
   s->submitted_tsc = rdtsc();
   b->inflight++;
 }
@@ -154,6 +176,7 @@ static void bench_submit(struct blk_bench *b, unsigned i) {
 bool wl_blk_bench(void) {
   struct blk_bench *b = &g_bench;
   uint64_t qd = arg_u64("qd", 32), seconds = arg_u64("seconds", 2);
+  uint64_t queues = arg_u64("queues", 1);
   b->bs = arg_u64("bs", 4096);
   const char *rw_arg = arg_str("rw");
   char rw[16] = "randread";
@@ -169,13 +192,15 @@ bool wl_blk_bench(void) {
     print("error=bad-rw\n");
     return false;
   }
-  if (b->bs == 0 || b->bs % SECTOR || b->bs > (1u << 20) || qd == 0 || seconds == 0) {
+  if (b->bs == 0 || b->bs % SECTOR || b->bs > (1u << 20) || qd == 0 || seconds == 0 ||
+      queues == 0 || queues > BLK_MAX_QUEUES) {
     print("error=bad-arguments\n");
     return false;
   }
   tsc_calibrate();
-  if (!blk_open()) return false;
-  if (qd > g_vq.size / 3u) qd = g_vq.size / 3u;
+  if (!blk_open((unsigned)queues)) return false;
+  if (qd > g_nqueues * (g_vq->size / 3u)) qd = g_nqueues * (g_vq->size / 3u);
+  if (qd > VIRTQ_MAX_SIZE) qd = VIRTQ_MAX_SIZE; /* slots */
   uint64_t capacity = blk_capacity();
   b->blocks = capacity / (b->bs / SECTOR);
   if (b->blocks == 0) {
@@ -196,26 +221,29 @@ bool wl_blk_bench(void) {
   uint64_t done = 0, errors = 0;
   uint64_t t0 = rdtsc(), stop = t0 + seconds * g_tsc_hz, now = t0, last_progress = t0;
   for (unsigned i = 0; i < qd; i++) bench_submit(b, i);
-  virtq_kick(&g_vq);
+  for (unsigned q = 0; q < g_nqueues; q++) virtq_kick(&g_vqs[q]);
   while (b->inflight) {
     uint16_t head;
     uint32_t len;
-    bool resubmitted = false;
     now = rdtsc();
-    while (virtq_pop(&g_vq, &head, &len)) {
-      unsigned i = (unsigned)b->slot_of_head[head];
-      struct blk_slot *s = &b->slots[i];
-      b->inflight--;
-      done++;
-      if (s->status != BLK_S_OK) errors++;
-      lat_add(&b->lat, tsc_to_us(now - s->submitted_tsc));
-      last_progress = now;
-      if (now < stop) {
-        bench_submit(b, i);
-        resubmitted = true;
+    for (unsigned q = 0; q < g_nqueues; q++) {
+      bool resubmitted = false;
+      while (virtq_pop(&g_vqs[q], &head, &len)) {
+        unsigned i = (unsigned)b->slot_of_head[q][head];
+        struct blk_slot *s = &b->slots[i];
+        b->inflight--;
+        done++;
+        b->done_on[q]++;
+        if (s->status != BLK_S_OK) errors++;
+        lat_add(&b->lat, tsc_to_us(now - s->submitted_tsc));
+        last_progress = now;
+        if (now < stop) {
+          bench_submit(b, i); /* slot i stays on queue q */
+          resubmitted = true;
+        }
       }
+      if (resubmitted) virtq_kick(&g_vqs[q]);
     }
-    if (resubmitted) virtq_kick(&g_vq);
     if (now - last_progress > 10 * g_tsc_hz) {
       print("error=requests-stuck\nblk_inflight=%lu\n", b->inflight);
       return false;
@@ -232,5 +260,9 @@ bool wl_blk_bench(void) {
   print("blk_mb_s=%lu\n", done * b->bs / us);
   print("blk_lat_p50_us=%lu\n", lat_percentile(&b->lat, 50));
   print("blk_lat_p99_us=%lu\n", lat_percentile(&b->lat, 99));
+  if (g_nqueues > 1) {
+    print("blk_queues=%u\n", g_nqueues);
+    for (unsigned q = 0; q < g_nqueues; q++) print("blk_q%u_requests=%lu\n", q, b->done_on[q]);
+  }
   return errors == 0;
 }

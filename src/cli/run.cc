@@ -79,8 +79,9 @@ int run_main(int argc, char** argv) {
   app.add_option("--disk", config.disks,
                  "virtio-blk disk: path=FILE[,readonly=on][,cache=none|writeback]"
                  "[,io=io_uring|sync][,iops=N][,iops_burst=N][,bw=SIZE][,bw_burst=SIZE]"
-                 "[,serial=ID][,l2-cache-size=SIZE][,refcount-cache-size=SIZE][,poll-us=N] "
-                 "(repeatable; raw or qcow2; poll-us: busy-polling window, default 50, 0 off)");
+                 "[,serial=ID][,l2-cache-size=SIZE][,refcount-cache-size=SIZE][,queues=N]"
+                 "[,poll-us=N] (repeatable; raw or qcow2; queues: request queues 1-16; poll-us: "
+                 "busy-polling window, default 50, 0 off)");
   app.add_option("--net", config.nets,
                  "virtio-net NIC: tap=NAME | bridge=BR[,tap=NAME] [,mac=52:54:00:..]"
                  "[,queues=N][,bw=SIZE][,bw_burst=SIZE][,ops=N][,ops_burst=N][,poll-us=N] "

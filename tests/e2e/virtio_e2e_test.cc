@@ -259,6 +259,21 @@ TEST_F(VirtioE2e, BlkBenchRandomReadsForOneSecondWithoutErrors) {
 
 // The worker polls by default (poll-us=50); without polling every request rides on the
 // driver's notification and the worker sleeps in between.
+// VIRTIO_BLK_F_MQ: four request queues, one worker; every queue carries requests.
+TEST_F(VirtioE2e, BlkBenchOverFourQueuesServesEveryQueue) {
+  auto r = guest("workload=blk-bench rw=randread qd=32 seconds=1 queues=4",
+                 {"--disk", "path=" + raw_disk("d.raw") + ",queues=4"});
+  EXPECT_EQ(r.exit_status, 0) << r.err << r.out;
+  EXPECT_TRUE(has(r.out, "blk_errors=0")) << r.out;
+  EXPECT_TRUE(has(r.out, "blk_queues=4")) << r.out;
+  for (int q = 0; q < 4; ++q) {
+    EXPECT_FALSE(has(r.out, "blk_q" + std::to_string(q) + "_requests=0")) << r.out;
+  }
+  // A guest that asks for more queues than the disk has is told so.
+  auto few = guest("workload=blk-bench seconds=1 queues=4", {"--disk", "path=" + raw_disk("e.raw")});
+  EXPECT_TRUE(has(few.out, "error=no-mq")) << few.out;
+}
+
 TEST_F(VirtioE2e, BlkBenchWithoutPollingServesEveryRequest) {
   auto r = guest("workload=blk-bench rw=randread qd=8 seconds=1",
                  {"--disk", "path=" + raw_disk("d.raw") + ",poll-us=0"});

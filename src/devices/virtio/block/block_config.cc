@@ -52,6 +52,13 @@ Result<DiskOptions> parse_disk_options(std::string_view text) {
       (key == "l2-cache-size" ? out.l2_cache_bytes : out.refcount_cache_bytes) = *bytes;
     } else if (key == "poll-us") {
       out.poll_ns = KUMO_TRY(parse_poll_window(value, kOption, key));
+    } else if (key == "queues") {
+      const uint64_t n = KUMO_TRY(parse_count(value, kOption, key));
+      if (n < 1 || n > kMaxBlockQueues) {
+        return invalid_input("{}: key 'queues': {} is not in 1..{}", kOption, value,
+                             kMaxBlockQueues);
+      }
+      out.queues = static_cast<uint16_t>(n);
     } else if (key == "serial") {
       if (value.size() > kIdBytes) {
         return invalid_input("{}: key 'serial': longer than {} bytes", kOption, kIdBytes);

@@ -3,12 +3,13 @@
 //
 // parse_disk_options() is pure: "path=IMG[,readonly=on|off][,cache=none|writeback]
 // [,io=io_uring|sync][,iops=N][,iops_burst=N][,bw=SIZE][,bw_burst=SIZE][,serial=ID]
-// [,l2-cache-size=SIZE][,refcount-cache-size=SIZE][,poll-us=N]".
+// [,l2-cache-size=SIZE][,refcount-cache-size=SIZE][,queues=N][,poll-us=N]".
 // iops is operations per second, bw bytes per second (K/M/G suffixes); the *_burst keys are
 // Firecracker's one-time burst; the cache sizes bound qcow2's metadata caches (QEMU's names;
 // default: L2 enough to map the whole disk up to 32 MiB, refcounts 256 KiB); poll-us is the
-// worker's busy-polling window (default kDefaultPollMicros, 0 = off). Errors are
-// kInvalidInput and name the bad key.
+// worker's busy-polling window (default kDefaultPollMicros, 0 = off); queues is the number of
+// request queues offered with VIRTIO_BLK_F_MQ (1..kMaxBlockQueues, one worker serves them
+// all). Errors are kInvalidInput and name the bad key.
 
 #include <cstdint>
 #include <optional>
@@ -35,7 +36,10 @@ struct DiskOptions {
   uint64_t l2_cache_bytes = 0;            // 0: the back end's default
   uint64_t refcount_cache_bytes = 0;
   uint64_t poll_ns = kDefaultPollMicros * 1000;  // see EventLoop::set_poller
+  uint16_t queues = 1;
 };
+
+inline constexpr uint16_t kMaxBlockQueues = 16;
 
 inline constexpr uint64_t kMaxMetadataCacheBytes = 1ull << 30;
 
@@ -46,6 +50,7 @@ inline constexpr uint32_t kFeatureSegMax = 2;
 inline constexpr uint32_t kFeatureRo = 5;
 inline constexpr uint32_t kFeatureBlkSize = 6;
 inline constexpr uint32_t kFeatureFlush = 9;
+inline constexpr uint32_t kFeatureMq = 12;
 inline constexpr uint32_t kFeatureDiscard = 13;
 inline constexpr uint32_t kFeatureWriteZeroes = 14;
 

@@ -8,7 +8,7 @@ namespace {
 TEST(DiskOptions, ParsesEveryKey) {
   auto o = parse_disk_options(
       "path=/img/a.qcow2,readonly=on,cache=none,io=sync,iops=100,iops_burst=50,bw=10M,"
-      "bw_burst=1M,serial=abc,l2-cache-size=4M,refcount-cache-size=512K,poll-us=0");
+      "bw_burst=1M,serial=abc,l2-cache-size=4M,refcount-cache-size=512K,poll-us=0,queues=4");
   ASSERT_TRUE(o) << o.error().message;
   EXPECT_EQ(o->path, "/img/a.qcow2");
   EXPECT_TRUE(o->read_only);
@@ -22,6 +22,7 @@ TEST(DiskOptions, ParsesEveryKey) {
   EXPECT_EQ(o->bandwidth->size, 10u << 20);
   EXPECT_EQ(o->bandwidth->one_time_burst, 1u << 20);
   EXPECT_EQ(o->serial, "abc");
+  EXPECT_EQ(o->queues, 4u);
   EXPECT_EQ(o->l2_cache_bytes, 4u << 20);
   EXPECT_EQ(o->refcount_cache_bytes, 512u << 10);
   EXPECT_EQ(o->poll_ns, 0u);
@@ -62,6 +63,8 @@ TEST(DiskOptions, ErrorsNameTheBadKey) {
   expect_error_naming("path=x,refcount-cache-size=2G", "refcount-cache-size");
   expect_error_naming("path=x,poll-us=1ms", "poll-us");
   expect_error_naming("path=x,poll-us=10001", "poll-us");
+  expect_error_naming("path=x,queues=0", "queues");
+  expect_error_naming("path=x,queues=17", "queues");
 }
 
 TEST(DiskOptions, MalformedStringsAreRejected) {

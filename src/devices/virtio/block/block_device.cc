@@ -23,7 +23,7 @@ VirtioBlock::VirtioBlock(std::shared_ptr<kumo::block::BlockBackend> backend, con
   config_.seg_max = kQueueSize - 2;  // header and status take two descriptors
   config_.blk_size = static_cast<uint32_t>(kSectorBytes);
   config_.writeback = options.cache == CacheMode::kWriteback ? 1 : 0;
-  config_.num_queues = 1;
+  config_.num_queues = options.queues;
   config_.max_discard_sectors = 1U << 22;
   config_.max_discard_seg = 1;
   config_.discard_sector_alignment = 1;
@@ -38,6 +38,9 @@ uint16_t VirtioBlock::device_type() const { return vio::kDeviceIdBlock; }
 uint64_t VirtioBlock::device_features() const {
   uint64_t f = vio::feature_bit(kFeatureSegMax) | vio::feature_bit(kFeatureBlkSize) |
                vio::feature_bit(kFeatureFlush);
+  if (config_.num_queues > 1) {
+    f |= vio::feature_bit(kFeatureMq);
+  }
   if (settings_.limits.read_only) {
     f |= vio::feature_bit(kFeatureRo);
   } else {

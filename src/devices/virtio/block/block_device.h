@@ -1,8 +1,9 @@
 #pragma once
-// VirtioBlock: the virtio-blk device (virtio 1.2 §5.2), one request queue, backed by any
-// BlockBackend (raw, qcow2; io_uring or sync — the back end decides).
+// VirtioBlock: the virtio-blk device (virtio 1.2 §5.2), one request queue or several (MQ),
+// backed by any BlockBackend (raw, qcow2; io_uring or sync — the back end decides).
 //
-// Offers: SEG_MAX, BLK_SIZE, FLUSH, DISCARD, WRITE_ZEROES (not on read-only disks), RO.
+// Offers: SEG_MAX, BLK_SIZE, FLUSH, DISCARD, WRITE_ZEROES (not on read-only disks), RO, MQ
+// (with queues > 1; num_queues in the config space).
 // Supports IN, OUT, FLUSH, GET_ID, DISCARD, WRITE_ZEROES; anything else answers UNSUPP.
 //
 // Thread-safety: as VirtioDevice. The back end is used by the worker thread only while the
@@ -29,7 +30,7 @@ class VirtioBlock final : public kumo::virtio::VirtioDevice {
 
   [[nodiscard]] uint16_t device_type() const override;
   [[nodiscard]] uint64_t device_features() const override;
-  [[nodiscard]] uint16_t num_queues() const override { return 1; }
+  [[nodiscard]] uint16_t num_queues() const override { return config_.num_queues; }
   [[nodiscard]] uint16_t max_queue_size() const override { return kQueueSize; }
   [[nodiscard]] uint32_t pci_class() const override { return 0x018000; }  // other storage
   void read_config(uint64_t offset, std::span<uint8_t> data) override;

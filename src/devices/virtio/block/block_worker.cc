@@ -20,7 +20,7 @@ Result<std::unique_ptr<BlockWorker>> BlockWorker::start(vio::ActivateContext con
                                                         std::shared_ptr<kumo::block::BlockBackend> backend,
                                                         const BlockWorkerSettings& settings) {
   if (context.queues.empty() || !context.queues[0]) {
-    return guest_error("virtio-blk activated without its request queue");
+    return guest_error("virtio-blk activated without its first request queue");
   }
   std::unique_ptr<BlockWorker> w(new BlockWorker(std::move(context), std::move(backend), settings));
   w->timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
@@ -29,25 +29,37 @@ Result<std::unique_ptr<BlockWorker>> BlockWorker::start(vio::ActivateContext con
   }
   w->loop_ = KUMO_TRY(EventLoop::create());
   BlockWorker* self = w.get();
-  KUMO_TRY(w->loop_->add(w->notify_fd_, EPOLLIN, [self] { self->on_notify(); }));
+  for (const Queue& q : w->queues_) {
+    const int fd = q.notify_fd;
+    KUMO_TRY(w->loop_->add(fd, EPOLLIN, [self, fd] {
+      drain_eventfd(fd);
+      self->process_queues();
+    }));
+  }
   KUMO_TRY(w->loop_->add(w->backend_->completion_fd(), EPOLLIN, [self] { self->on_completion(); }));
   KUMO_TRY(w->loop_->add(w->timer_.get(), EPOLLIN, [self] { self->on_timer(); }));
   w->loop_->set_poller(settings.poll_ns, [self] { return self->poll(); },
                        [self] { return self->prepare_sleep(); });
   KUMO_TRY(w->loop_->start("virtio-blk"));
   // Requests the driver queued before DRIVER_OK without notifying.
-  signal_eventfd(w->notify_fd_);
+  signal_eventfd(w->queues_.front().notify_fd);
   return w;
 }
 
 BlockWorker::BlockWorker(vio::ActivateContext context, std::shared_ptr<kumo::block::BlockBackend> backend,
                          const BlockWorkerSettings& settings)
     : ctx_(std::move(context)),
-      queue_(&ctx_.queues[0]->queue),
-      notify_fd_(ctx_.queues[0]->notify_fd),
       backend_(std::move(backend)),
       settings_(settings),
-      limiter_(settings.bandwidth, settings.ops) {}
+      limiter_(settings.bandwidth, settings.ops) {
+  for (size_t i = 0; i < ctx_.queues.size(); ++i) {
+    if (ctx_.queues[i]) {
+      queues_.push_back(Queue{.index = static_cast<uint16_t>(i),
+                              .ring = &ctx_.queues[i]->queue,
+                              .notify_fd = ctx_.queues[i]->notify_fd});
+    }
+  }
+}
 
 BlockWorker::~BlockWorker() { stop(); }
 
@@ -83,32 +95,34 @@ void BlockWorker::arm_timer(uint64_t ns) {
   waiting_timer_ = true;
 }
 
-void BlockWorker::on_notify() {
-  drain_eventfd(notify_fd_);
-  process_queue();
-}
-
 void BlockWorker::on_timer() {
   uint64_t expirations = 0;
   (void)!::read(timer_.get(), &expirations, sizeof(expirations));
   waiting_timer_ = false;
-  process_queue();
+  process_queues();
 }
 
 void BlockWorker::on_completion() {
   reap_all();
   if (waiting_backend_) {
     waiting_backend_ = false;
-    process_queue();
+    process_queues();
     return;
   }
-  if (used_pending_ && !broken_) {
-    used_pending_ = false;
-    auto notify = queue_->needs_interrupt();
+  signal_used();
+}
+
+void BlockWorker::signal_used() {
+  for (Queue& q : queues_) {
+    if (!q.used_pending || broken_) {
+      continue;
+    }
+    q.used_pending = false;
+    auto notify = q.ring->needs_interrupt();
     if (!notify) {
       broken(notify.error());
     } else if (*notify) {
-      ctx_.interrupt->signal_used(0);
+      ctx_.interrupt->signal_used(q.index);
     }
   }
 }
@@ -124,7 +138,7 @@ void BlockWorker::reap_all() {
       }
       const InFlight& f = *it->second;
       const bool ok = done[i].result >= 0 && done[i].result >= f.expected;
-      complete(f.head, f.status, ok ? kStatusOk : kStatusIoErr, ok ? f.used_len : 1);
+      complete(f.queue, f.head, f.status, ok ? kStatusOk : kStatusIoErr, ok ? f.used_len : 1);
       in_flight_.erase(it);
     }
     if (n < done.size()) {
@@ -133,8 +147,9 @@ void BlockWorker::reap_all() {
   }
 }
 
-void BlockWorker::complete(uint16_t head, std::optional<memory::GuestAddress> status,
-                           uint8_t value, uint32_t used_len) {
+void BlockWorker::complete(size_t queue, uint16_t head,
+                           std::optional<memory::GuestAddress> status, uint8_t value,
+                           uint32_t used_len) {
   if (broken_) {
     return;
   }
@@ -143,90 +158,99 @@ void BlockWorker::complete(uint16_t head, std::optional<memory::GuestAddress> st
   if (status) {
     (void)ctx_.memory->write_obj(*status, value);
   }
-  if (auto added = queue_->add_used(head, used_len); !added) {
+  if (auto added = queues_[queue].ring->add_used(head, used_len); !added) {
     broken(added.error());
     return;
   }
-  used_pending_ = true;
+  queues_[queue].used_pending = true;
 }
 
-void BlockWorker::process_queue() {
-  // No notifications while the worker is busy with the ring: prepare_sleep() turns them
+void BlockWorker::process_queues() {
+  // No notifications while the worker is busy with the rings: prepare_sleep() turns them
   // back on before the worker sleeps.
-  if (notify_on_ && !broken_) {
-    if (auto off = queue_->set_notifications(false); !off) {
-      broken(off.error());
+  for (Queue& q : queues_) {
+    if (q.notify_on && !broken_) {
+      if (auto off = q.ring->set_notifications(false); !off) {
+        broken(off.error());
+      }
+      q.notify_on = false;
     }
-    notify_on_ = false;
   }
   // Everything the driver made available goes to the host in one batch (one io_uring_enter,
   // one host block-layer plug) instead of one system call per request.
   backend_->plug();
-  while (!broken_ && !waiting_timer_ && !waiting_backend_) {
-    if (!deferred_) {
-      auto popped = queue_->pop();
-      if (!popped) {
-        broken(popped.error());
+  // A deferred chain's queue goes first, so requests leave each queue in ring order.
+  const size_t first = deferred_ ? deferred_queue_ : 0;
+  for (size_t n = 0; n < queues_.size() && !waiting_timer_ && !waiting_backend_; ++n) {
+    const size_t i = (first + n) % queues_.size();
+    while (!broken_ && !waiting_timer_ && !waiting_backend_) {
+      if (!deferred_) {
+        auto popped = queues_[i].ring->pop();
+        if (!popped) {
+          broken(popped.error());
+          break;
+        }
+        if (!*popped) {
+          break;
+        }
+        deferred_ = std::move(**popped);
+        deferred_queue_ = i;
+      }
+      if (!handle(i, *deferred_)) {
         break;
       }
-      if (!*popped) {
-        break;
-      }
-      deferred_ = std::move(**popped);
+      deferred_.reset();
     }
-    if (!handle(*deferred_)) {
-      break;
-    }
-    deferred_.reset();
   }
   backend_->unplug();
-  if (used_pending_ && !broken_) {
-    used_pending_ = false;
-    auto notify = queue_->needs_interrupt();
-    if (!notify) {
-      broken(notify.error());
-    } else if (*notify) {
-      ctx_.interrupt->signal_used(0);
-    }
-  }
+  signal_used();
 }
 
 bool BlockWorker::poll() {
   if (broken_ || waiting_timer_ || waiting_backend_) {
     return false;
   }
-  auto available = queue_->has_available();
-  if (!available) {
-    broken(available.error());
-    return false;
+  for (const Queue& q : queues_) {
+    auto available = q.ring->has_available();
+    if (!available) {
+      broken(available.error());
+      return false;
+    }
+    if (*available) {
+      process_queues();
+      return true;
+    }
   }
-  if (!*available) {
-    return false;
-  }
-  process_queue();
-  return true;
+  return false;
 }
 
 bool BlockWorker::prepare_sleep() {
   // A throttled or back-end-bound worker resumes on its timer or a completion, not on the
   // driver's notification.
-  if (broken_ || notify_on_ || waiting_timer_ || waiting_backend_) {
+  if (broken_ || waiting_timer_ || waiting_backend_) {
     return false;
   }
-  auto more = queue_->set_notifications(true);
-  if (!more) {
-    broken(more.error());
-    return false;
+  bool more = false;
+  for (Queue& q : queues_) {
+    if (q.notify_on) {
+      continue;
+    }
+    auto available = q.ring->set_notifications(true);
+    if (!available) {
+      broken(available.error());
+      return false;
+    }
+    q.notify_on = true;
+    more = more || *available;
   }
-  notify_on_ = true;
-  return *more;
+  return more;
 }
 
-bool BlockWorker::handle(const vio::DescriptorChain& chain) {
+bool BlockWorker::handle(size_t queue, const vio::DescriptorChain& chain) {
   auto parsed = parse_block_request(*ctx_.memory, chain, settings_.limits);
   if (!parsed) {
     const BlockRequestError& e = parsed.error();
-    complete(chain.head, e.status_addr, e.status, e.status_addr ? 1 : 0);
+    complete(queue, chain.head, e.status_addr, e.status, e.status_addr ? 1 : 0);
     return true;
   }
   BlockRequest& req = *parsed;
@@ -236,13 +260,13 @@ bool BlockWorker::handle(const vio::DescriptorChain& chain) {
     const bool ok = vio::write_buffers(*ctx_.memory, req.data, 0,
                                        std::span(id.data(), req.data_bytes))
                         .has_value();
-    complete(chain.head, req.status, ok ? kStatusOk : kStatusIoErr,
+    complete(queue, chain.head, req.status, ok ? kStatusOk : kStatusIoErr,
              ok ? static_cast<uint32_t>(req.data_bytes + 1) : 1);
     return true;
   }
   const bool transfer = req.type == RequestType::kIn || req.type == RequestType::kOut;
   if (transfer && req.data_bytes == 0) {
-    complete(chain.head, req.status, kStatusOk, 1);
+    complete(queue, chain.head, req.status, kStatusOk, 1);
     return true;
   }
   if (const uint64_t wait = limiter_.consume(transfer ? req.data_bytes : 0, 1); wait != 0) {
@@ -250,6 +274,7 @@ bool BlockWorker::handle(const vio::DescriptorChain& chain) {
     return false;
   }
   auto flight = std::make_unique<InFlight>();
+  flight->queue = queue;
   flight->head = chain.head;
   flight->status = req.status;
   flight->used_len = req.type == RequestType::kIn ? static_cast<uint32_t>(req.data_bytes + 1) : 1;
@@ -261,7 +286,7 @@ bool BlockWorker::handle(const vio::DescriptorChain& chain) {
     case RequestType::kOut: {
       auto iov = vio::host_iovecs(*ctx_.memory, req.data);
       if (!iov) {
-        complete(chain.head, req.status, kStatusIoErr, 1);
+        complete(queue, chain.head, req.status, kStatusIoErr, 1);
         return true;
       }
       flight->iov = std::move(*iov);
@@ -290,7 +315,7 @@ bool BlockWorker::handle(const vio::DescriptorChain& chain) {
       waiting_backend_ = true;  // retried after the next completion
       return false;
     }
-    complete(chain.head, req.status, kStatusIoErr, 1);
+    complete(queue, chain.head, req.status, kStatusIoErr, 1);
     return true;
   }
   in_flight_.emplace(io.cookie, std::move(flight));

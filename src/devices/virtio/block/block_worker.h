@@ -1,8 +1,11 @@
 #pragma once
-// BlockWorker: serves one virtio-blk request queue on its own thread (an EventLoop): pops
-// chains, parses them, submits them to the BlockBackend's asynchronous path (many requests
-// in flight), reaps completions, writes status bytes, publishes used elements and
-// interrupts. A rate limiter, when configured, holds requests back with a timerfd.
+// BlockWorker: serves a virtio-blk device's request queues (one, or several with MQ) on one
+// thread (an EventLoop), as QEMU's iothread does: pops chains, parses them, submits them to
+// the BlockBackend's asynchronous path (many requests in flight; the back end is not
+// thread-safe, so one thread per device), reaps completions, writes status bytes,
+// publishes used elements on the queue each request came from and interrupts. Queues are
+// served in turn, each drained per pass. A rate limiter, when configured, holds requests
+// back with a timerfd (for the whole device).
 //
 // Errors: a malformed request gets an error status; a broken ring (bad chain, bad index)
 // sets NEEDS_RESET and the worker stops using the queue.
@@ -17,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/event_loop.h"
 #include "base/token_bucket.h"
@@ -44,7 +48,15 @@ class BlockWorker final {
   void stop();
 
  private:
+  struct Queue {
+    uint16_t index = 0;  // the virtqueue number (interrupt vector selection)
+    kumo::virtio::SplitQueue* ring = nullptr;
+    int notify_fd = -1;
+    bool notify_on = true;  // rings start with notifications on (used.flags 0)
+    bool used_pending = false;
+  };
   struct InFlight {
+    size_t queue = 0;  // position in queues_
     uint16_t head = 0;
     memory::GuestAddress status;
     uint32_t used_len = 0;  // bytes written to the guest on success
@@ -54,37 +66,38 @@ class BlockWorker final {
 
   BlockWorker(kumo::virtio::ActivateContext context, std::shared_ptr<kumo::block::BlockBackend> backend,
               const BlockWorkerSettings& settings);
-  void on_notify();
   void on_completion();
   void on_timer();
-  void process_queue();
+  // Pops and submits from every queue until each is empty or the worker must wait.
+  void process_queues();
+  // Interrupts for the queues that got used elements since the last call.
+  void signal_used();
   // The event loop's poller: new chains in the ring (checked without a notification).
   bool poll();
   // Turns the driver's notifications back on; true when chains arrived meanwhile.
   bool prepare_sleep();
   // Returns false when the request must wait (rate limiter or full back end).
-  bool handle(const kumo::virtio::DescriptorChain& chain);
+  bool handle(size_t queue, const kumo::virtio::DescriptorChain& chain);
   // Writes the status byte (when the chain has one) and publishes the used element.
-  void complete(uint16_t head, std::optional<memory::GuestAddress> status, uint8_t value,
-                uint32_t used_len);
+  void complete(size_t queue, uint16_t head, std::optional<memory::GuestAddress> status,
+                uint8_t value, uint32_t used_len);
   void reap_all();
   void broken(const Error& error);
   void arm_timer(uint64_t ns);
 
   kumo::virtio::ActivateContext ctx_;
-  kumo::virtio::SplitQueue* queue_;
-  int notify_fd_;
+  std::vector<Queue> queues_;  // the enabled ones, queue 0 first
   std::shared_ptr<kumo::block::BlockBackend> backend_;
   BlockWorkerSettings settings_;
   RateLimiter limiter_;
   UniqueFd timer_;
   std::unique_ptr<EventLoop> loop_;
+  // A popped chain that had to wait, and its queue (served first when the wait ends).
   std::optional<kumo::virtio::DescriptorChain> deferred_;
+  size_t deferred_queue_ = 0;
   bool waiting_timer_ = false;
   bool waiting_backend_ = false;
   bool broken_ = false;
-  bool notify_on_ = true;  // the ring starts with notifications on (used.flags 0)
-  bool used_pending_ = false;
   uint64_t next_cookie_ = 1;
   std::map<uint64_t, std::unique_ptr<InFlight>> in_flight_;
 };
