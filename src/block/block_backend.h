@@ -71,7 +71,8 @@ class BlockBackend {
   [[nodiscard]] virtual size_t reap(std::span<IoCompletion> out) = 0;
   // Batching hints for the asynchronous path: between plug() and unplug() a back end may
   // hold submitted requests and hand them to the host together at unplug() (one io_uring
-  // system call, one host block-layer plug), like Linux's blk_start_plug. Defaults: no-ops.
+  // system call, one host block-layer plug), like Linux's blk_start_plug; whether it does
+  // is its own choice (io_uring: buffered files only). Defaults: no-ops.
   virtual void plug() {}
   virtual void unplug() {}
 
