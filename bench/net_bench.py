@@ -19,7 +19,7 @@ import argparse
 import sys
 
 from benchlib import (Tap, code_block, common_args, kumo_cmd, md_table, median, qemu_cmd,
-                      ratio, reproduce_command, require_root, run_guest, text_table,
+                      ratio, reproduce_command, require_root, rotated, run_guest, text_table,
                       update_docs)
 
 FRAMES = [(60, "64 B"), (1514, "1518 B (MTU 1500)")]
