@@ -12,9 +12,12 @@
 // Token arithmetic is exact (128-bit intermediate, carried remainder), so the long-run rate
 // equals size / refill_time.
 //
-// Thread-safety: none; a limiter belongs to one device worker.
+// Thread-safety: TokenBucket and RateLimiter none (one device worker at a time);
+// SharedRateLimiter is a RateLimiter behind a mutex, for one device's queues served by
+// several workers at once.
 
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string_view>
 
@@ -104,6 +107,26 @@ class RateLimiter final {
   std::optional<TokenBucket> bandwidth_;
   std::optional<TokenBucket> ops_;
   uint64_t blocked_until_ns_ = 0;
+};
+
+class SharedRateLimiter final {
+ public:
+  SharedRateLimiter(const std::optional<BucketConfig>& bandwidth,
+                    const std::optional<BucketConfig>& ops,
+                    const Clock& clock = MonotonicClock::instance())
+      : limiter_(bandwidth, ops, clock) {}
+  [[nodiscard]] uint64_t consume(uint64_t bytes, uint64_t ops = 1) {
+    std::lock_guard lock(mutex_);
+    return limiter_.consume(bytes, ops);
+  }
+  [[nodiscard]] uint64_t blocked_for_ns() const {
+    std::lock_guard lock(mutex_);
+    return limiter_.blocked_for_ns();
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  RateLimiter limiter_;
 };
 
 }  // namespace kumo

@@ -10,14 +10,12 @@ namespace kumo::devices::virtio::block {
 namespace vio = kumo::virtio;
 
 VirtioBlock::VirtioBlock(std::shared_ptr<kumo::block::BlockBackend> backend, const DiskOptions& options)
-    : backend_(std::move(backend)) {
+    : backend_(std::move(backend)), limiter_(options.bandwidth, options.ops) {
   settings_.limits.capacity_sectors = backend_->size_bytes() / kSectorBytes;
   settings_.limits.read_only = options.read_only || backend_->read_only();
   settings_.limits.max_discard_segments = 1;
   settings_.limits.max_write_zeroes_segments = 1;
   settings_.serial = options.serial;
-  settings_.ops = options.ops;
-  settings_.bandwidth = options.bandwidth;
   settings_.poll_ns = options.poll_ns;
   config_.capacity = settings_.limits.capacity_sectors;
   config_.seg_max = kQueueSize - 2;  // header and status take two descriptors
@@ -60,7 +58,7 @@ void VirtioBlock::read_config(uint64_t offset, std::span<uint8_t> data) {
 
 Status VirtioBlock::activate(vio::ActivateContext context) {
   reset();
-  worker_ = KUMO_TRY(BlockWorker::start(std::move(context), backend_, settings_));
+  worker_ = KUMO_TRY(BlockWorker::start(std::move(context), backend_, settings_, limiter_));
   return {};
 }
 

@@ -41,6 +41,7 @@ class VirtioBlock final : public kumo::virtio::VirtioDevice {
  private:
   std::shared_ptr<kumo::block::BlockBackend> backend_;
   BlockWorkerSettings settings_;
+  RateLimiter limiter_;  // the disk's, across resets (a reset must not refill the bucket)
   BlockConfigSpace config_{};
   std::unique_ptr<BlockWorker> worker_;
 };

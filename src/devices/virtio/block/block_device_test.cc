@@ -330,6 +330,38 @@ TEST_F(VirtioBlockTest, IopsLimitDelaysRequests) {
   EXPECT_GE(elapsed, std::chrono::milliseconds(180));
 }
 
+// The limiter belongs to the disk: resetting the device does not give the guest a full bucket.
+TEST(VirtioBlockLimits, AResetDoesNotRefillTheBucket) {
+  auto mem = *memory::GuestMemory::create({{GuestAddress(0), 4 << 20}});
+  DiskOptions options;
+  options.path = "mem";
+  options.ops = BucketConfig{2, 0, 1000};  // 2 ops per second
+  auto device = std::make_unique<VirtioBlock>(std::make_shared<MemoryBackend>(kDiskBytes), options);
+  auto line = std::make_shared<virtio::testing::FakeInterruptLine>();
+  auto transport = *VirtioPciDevice::create(std::move(device),
+                                            TransportContext{&mem, nullptr, line, nullptr});
+  TransportDriver driver(*transport);
+  auto flushes = [&](uint64_t ring_base, uint64_t data_base, int n) {
+    vio::testing::DriverQueue q(mem, ring_base, 16, data_base, 0x10000);
+    EXPECT_TRUE(driver.negotiate(vio::feature_bit(vio::kFeatureVersion1)));
+    driver.setup_queue(0, q.config());
+    driver.driver_ok();
+    for (int i = 0; i < n; ++i) {
+      Header h{4, 0, 0};
+      q.add_chain({{q.alloc(16, std::span(reinterpret_cast<const uint8_t*>(&h), 16)), 16, false},
+                   {q.alloc(1), 1, true}});
+    }
+    driver.notify(0);
+    const auto begin = std::chrono::steady_clock::now();
+    EXPECT_TRUE(wait_until([&] { return q.used_idx() == n; }));
+    const auto elapsed = std::chrono::steady_clock::now() - begin;
+    driver.set_status(0);
+    return elapsed;
+  };
+  EXPECT_LT(flushes(0x1000, 0x100000, 2), std::chrono::milliseconds(300));  // the whole bucket
+  EXPECT_GE(flushes(0x8000, 0x200000, 1), std::chrono::milliseconds(300));  // still empty
+}
+
 TEST_F(VirtioBlockTest, ResetWaitsForInFlightRequests) {
   start();
   backend_->hold = true;

@@ -18,11 +18,13 @@ namespace vio = kumo::virtio;
 
 Result<std::unique_ptr<BlockWorker>> BlockWorker::start(vio::ActivateContext context,
                                                         std::shared_ptr<kumo::block::BlockBackend> backend,
-                                                        const BlockWorkerSettings& settings) {
+                                                        const BlockWorkerSettings& settings,
+                                                        RateLimiter& limiter) {
   if (context.queues.empty() || !context.queues[0]) {
     return guest_error("virtio-blk activated without its first request queue");
   }
-  std::unique_ptr<BlockWorker> w(new BlockWorker(std::move(context), std::move(backend), settings));
+  std::unique_ptr<BlockWorker> w(
+      new BlockWorker(std::move(context), std::move(backend), settings, limiter));
   w->timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
   if (!w->timer_) {
     return host_error("timerfd_create for the virtio-blk rate limiter");
@@ -47,11 +49,11 @@ Result<std::unique_ptr<BlockWorker>> BlockWorker::start(vio::ActivateContext con
 }
 
 BlockWorker::BlockWorker(vio::ActivateContext context, std::shared_ptr<kumo::block::BlockBackend> backend,
-                         const BlockWorkerSettings& settings)
+                         const BlockWorkerSettings& settings, RateLimiter& limiter)
     : ctx_(std::move(context)),
       backend_(std::move(backend)),
       settings_(settings),
-      limiter_(settings.bandwidth, settings.ops) {
+      limiter_(limiter) {
   for (size_t i = 0; i < ctx_.queues.size(); ++i) {
     if (ctx_.queues[i]) {
       queues_.push_back(Queue{.index = static_cast<uint16_t>(i),

@@ -5,7 +5,8 @@
 // thread-safe, so one thread per device), reaps completions, writes status bytes,
 // publishes used elements on the queue each request came from and interrupts. Queues are
 // served in turn, each drained per pass. A rate limiter, when configured, holds requests
-// back with a timerfd (for the whole device).
+// back with a timerfd; the limiter is the device's (it outlives the worker, so a reset does
+// not refill it).
 //
 // Errors: a malformed request gets an error status; a broken ring (bad chain, bad index)
 // sets NEEDS_RESET and the worker stops using the queue.
@@ -34,8 +35,6 @@ namespace kumo::devices::virtio::block {
 struct BlockWorkerSettings {
   BlockLimits limits;
   std::string serial;
-  std::optional<BucketConfig> ops;
-  std::optional<BucketConfig> bandwidth;
   uint64_t poll_ns = 0;  // busy-polling window after the last work (EventLoop::set_poller)
 };
 
@@ -43,7 +42,7 @@ class BlockWorker final {
  public:
   [[nodiscard]] static Result<std::unique_ptr<BlockWorker>> start(
       kumo::virtio::ActivateContext context, std::shared_ptr<kumo::block::BlockBackend> backend,
-      const BlockWorkerSettings& settings);
+      const BlockWorkerSettings& settings, RateLimiter& limiter);
   ~BlockWorker();
   void stop();
 
@@ -65,7 +64,7 @@ class BlockWorker final {
   };
 
   BlockWorker(kumo::virtio::ActivateContext context, std::shared_ptr<kumo::block::BlockBackend> backend,
-              const BlockWorkerSettings& settings);
+              const BlockWorkerSettings& settings, RateLimiter& limiter);
   void on_completion();
   void on_timer();
   // Pops and submits from every queue until each is empty or the worker must wait.
@@ -89,7 +88,7 @@ class BlockWorker final {
   std::vector<Queue> queues_;  // the enabled ones, queue 0 first
   std::shared_ptr<kumo::block::BlockBackend> backend_;
   BlockWorkerSettings settings_;
-  RateLimiter limiter_;
+  RateLimiter& limiter_;
   UniqueFd timer_;
   std::unique_ptr<EventLoop> loop_;
   // A popped chain that had to wait, and its queue (served first when the wait ends).

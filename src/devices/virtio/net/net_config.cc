@@ -58,10 +58,6 @@ Result<NetOptions> parse_net_options(std::string_view text) {
   }
   out.bandwidth = KUMO_TRY(per_second_bucket(kOption, "bw", bw, "bw_burst", bw_burst));
   out.ops = KUMO_TRY(per_second_bucket(kOption, "ops", ops, "ops_burst", ops_burst));
-  if (out.queues > 1 && (out.bandwidth || out.ops)) {
-    return invalid_input("{}: keys 'bw'/'ops' limit one queue pair; they cannot be combined "
-                         "with 'queues' above 1 yet", kOption);
-  }
   return out;
 }
 

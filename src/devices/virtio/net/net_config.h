@@ -6,8 +6,8 @@
 // tap is created (named NAME, or kernel-chosen) and enslaved to the existing bridge BR.
 // queues is the number of queue pairs (1..16; more than one needs a multi-queue tap, which
 // kumo creates when it creates the tap). bw/ops limit each direction separately (bytes or
-// frames per second, Firecracker token buckets; one pair only); poll-us is the workers'
-// busy-polling window (default kDefaultPollMicros, 0 = off).
+// frames per second, Firecracker token buckets, for the whole NIC); poll-us is the
+// workers' busy-polling window (default kDefaultPollMicros, 0 = off).
 // Errors are kInvalidInput naming the bad key.
 
 #include <cstdint>

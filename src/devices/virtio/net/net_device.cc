@@ -14,7 +14,9 @@ VirtioNet::VirtioNet(FrameBackends backends, const kumo::net::MacAddress& mac,
                      NetWorkerSettings settings)
     : backends_(std::move(backends)),
       backend_enabled_(backends_.size(), true),
-      settings_(std::move(settings)) {
+      settings_(std::move(settings)),
+      rx_limit_(settings_.bandwidth, settings_.ops),
+      tx_limit_(settings_.bandwidth, settings_.ops) {
   std::memcpy(config_.mac, mac.bytes.data(), 6);
   config_.status = kStatusLinkUp;
   config_.max_virtqueue_pairs = max_pairs();
@@ -121,7 +123,8 @@ Status VirtioNet::set_active_pairs(size_t pairs) {
     const size_t k = workers_.size();
     KUMO_TRY(set_backend_enabled(k, true));
     workers_.push_back(KUMO_TRY(NetWorker::start(context_, static_cast<uint16_t>(k),
-                                                 *backends_[k], settings_, counters_)));
+                                                 *backends_[k], settings_,
+                                                 NetLimiters{rx_limit_, tx_limit_}, counters_)));
     active_pairs_.store(workers_.size());
   }
   return {};

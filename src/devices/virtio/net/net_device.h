@@ -70,6 +70,8 @@ class VirtioNet final : public kumo::virtio::VirtioDevice {
   FrameBackends backends_;
   std::vector<bool> backend_enabled_;  // tap queues start attached
   NetWorkerSettings settings_;
+  SharedRateLimiter rx_limit_;  // the NIC's, across pairs and resets
+  SharedRateLimiter tx_limit_;
   std::mutex config_mutex_;
   NetConfigSpace config_{};
   std::shared_ptr<kumo::virtio::VirtioInterrupt> interrupt_;

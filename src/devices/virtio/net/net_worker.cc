@@ -32,13 +32,14 @@ uint64_t max_rx_bytes(uint64_t features) {
 Result<std::unique_ptr<NetWorker>> NetWorker::start(vio::ActivateContext& context, uint16_t pair,
                                                     kumo::net::FrameBackend& backend,
                                                     const NetWorkerSettings& settings,
+                                                    const NetLimiters& limiters,
                                                     NetCounters& counters) {
   const size_t rx = 2 * size_t{pair};
   if (context.queues.size() < rx + 2 || !context.queues[rx] || !context.queues[rx + 1]) {
     return guest_error("virtio-net queue pair {} used without its receive and transmit queues",
                        pair);
   }
-  std::unique_ptr<NetWorker> w(new NetWorker(context, pair, backend, settings, counters));
+  std::unique_ptr<NetWorker> w(new NetWorker(context, pair, backend, limiters, counters));
   w->rx_timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
   w->tx_timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
   if (!w->rx_timer_ || !w->tx_timer_) {
@@ -79,7 +80,7 @@ Result<std::unique_ptr<NetWorker>> NetWorker::start(vio::ActivateContext& contex
 }
 
 NetWorker::NetWorker(vio::ActivateContext& context, uint16_t pair,
-                     kumo::net::FrameBackend& backend, const NetWorkerSettings& settings,
+                     kumo::net::FrameBackend& backend, const NetLimiters& limiters,
                      NetCounters& counters)
     : ctx_(context),
       rx_index_(static_cast<uint16_t>(2 * pair)),
@@ -89,8 +90,8 @@ NetWorker::NetWorker(vio::ActivateContext& context, uint16_t pair,
       backend_(backend),
       counters_(counters),
       rx_buffers_(mergeable(ctx_.features), max_rx_bytes(ctx_.features)),
-      rx_limit_(settings.bandwidth, settings.ops),
-      tx_limit_(settings.bandwidth, settings.ops) {}
+      rx_limit_(limiters.rx),
+      tx_limit_(limiters.tx) {}
 
 NetWorker::~NetWorker() { stop(); }
 

@@ -9,8 +9,10 @@
 // frame longer than the buffers is dropped (counted), not truncated.
 // Transmit: each chain is validated by parse_tx_frame (negotiated offloads only) and written
 // as one frame with the validated header copy; invalid frames are dropped (used len 0).
-// Each direction has its own rate limiter (bytes and frames); receive is charged after the
-// frame is delivered (its size is unknown before), which may overshoot by one frame.
+// Each direction has its own rate limiter (bytes and frames), owned by the device and shared
+// by all its pairs, so a limit holds for the whole NIC and survives a reset; receive is
+// charged after the frame is delivered (its size is unknown before), which may overshoot by
+// one frame per pair.
 // A broken ring sets NEEDS_RESET.
 //
 // stop() gives the receive chains it holds back to the ring (undo_pop), so the pair can be
@@ -40,6 +42,12 @@ struct NetWorkerSettings {
   uint64_t poll_ns = 0;  // busy-polling window after the last work (EventLoop::set_poller)
 };
 
+// The device's limiters, one per direction (they outlive its workers).
+struct NetLimiters {
+  SharedRateLimiter& rx;
+  SharedRateLimiter& tx;
+};
+
 struct NetCounters {
   std::atomic<uint64_t> rx_frames{0};
   std::atomic<uint64_t> tx_frames{0};
@@ -51,13 +59,13 @@ class NetWorker final {
  public:
   [[nodiscard]] static Result<std::unique_ptr<NetWorker>> start(
       kumo::virtio::ActivateContext& context, uint16_t pair, kumo::net::FrameBackend& backend,
-      const NetWorkerSettings& settings, NetCounters& counters);
+      const NetWorkerSettings& settings, const NetLimiters& limiters, NetCounters& counters);
   ~NetWorker();
   void stop();
 
  private:
   NetWorker(kumo::virtio::ActivateContext& context, uint16_t pair,
-            kumo::net::FrameBackend& backend, const NetWorkerSettings& settings,
+            kumo::net::FrameBackend& backend, const NetLimiters& limiters,
             NetCounters& counters);
   void process_rx();
   // Pops receive chains until rx_buffers_ is ready; false when the ring ran dry first
@@ -90,8 +98,8 @@ class NetWorker final {
   NetCounters& counters_;
   RxBuffers rx_buffers_;
   std::vector<kumo::virtio::GuestBuffer> rx_first_;  // the last frame's first chain
-  RateLimiter rx_limit_;
-  RateLimiter tx_limit_;
+  SharedRateLimiter& rx_limit_;
+  SharedRateLimiter& tx_limit_;
   UniqueFd rx_timer_;
   UniqueFd tx_timer_;
   std::unique_ptr<EventLoop> loop_;
