@@ -13,6 +13,8 @@
 #include <cerrno>
 #include <mutex>
 
+#include "base/cpu_set.h"
+
 namespace kumo {
 namespace {
 
@@ -110,6 +112,7 @@ Status EventLoop::start(std::string name) {
   }
   thread_ = std::thread([this, name = std::move(name)] {
     ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
+    (void)pin_thread(::pthread_self(), worker_cpus());  // checked when they were set
     run();
   });
   return {};

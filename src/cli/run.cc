@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "base/cpu_set.h"
 #include "base/size_parse.h"
 #include "cli/verbs.h"
 #include "vmm/vm.h"
@@ -58,6 +59,8 @@ int run_main(int argc, char** argv) {
   std::string on_reboot = "exit";
   std::string memory_backend = "anon";
   std::string initrd;
+  std::string vcpu_cpus;
+  std::string io_cpus;
   app.add_option("--kernel", config.kernel_path,
                  "guest kernel: PVH ELF (vmlinux, the test guest) or bzImage")
       ->required();
@@ -73,6 +76,11 @@ int run_main(int argc, char** argv) {
                  "vm.nr_hugepages (else exit status 2)")
       ->check(CLI::IsMember({"anon", "memfd", "hugetlb"}));
   app.add_option("--cpus", config.vcpus, "number of vCPUs (default 1)");
+  app.add_option("--vcpu-cpus", vcpu_cpus,
+                 "host CPUs the vCPU threads run on, e.g. 2-3 (default: any)");
+  app.add_option("--io-cpus", io_cpus,
+                 "host CPUs for everything else: device workers, io_uring and I/O threads, "
+                 "the main thread, e.g. 1 (default: any)");
   app.add_option("--console", console,
                  "stdio | virtio | file:PATH | socket:PATH | none (default stdio); virtio is a "
                  "virtio-console on stdio");
@@ -126,6 +134,27 @@ int run_main(int argc, char** argv) {
   }
   config.console = *console_config;
   config.on_reboot = on_reboot == "restart" ? vmm::OnReboot::kRestart : vmm::OnReboot::kExit;
+  for (auto [text, option, list] : {std::tuple{&vcpu_cpus, "--vcpu-cpus", &config.vcpu_cpus},
+                                    std::tuple{&io_cpus, "--io-cpus", &config.io_cpus}}) {
+    if (text->empty()) {
+      continue;
+    }
+    auto cpus = parse_cpu_list(*text, option);
+    if (!cpus) {
+      return report(cpus.error());
+    }
+    if (auto allowed = check_cpus_allowed(*cpus, option); !allowed) {
+      return report(allowed.error());
+    }
+    *list = std::move(*cpus);
+  }
+  // Threads started from here on (workers, I/O threads, io_uring's) inherit this; vCPU
+  // threads move to config.vcpu_cpus themselves; workers started by a vCPU thread use
+  // worker_cpus().
+  if (auto pinned = pin_thread(pthread_self(), config.io_cpus); !pinned) {
+    return report(pinned.error());
+  }
+  set_worker_cpus(config.io_cpus);
 
   auto vm = vmm::Vm::create(config, process_start);
   if (!vm) {

@@ -37,8 +37,8 @@ void VcpuRunner::install_kick_handler() {
 }
 
 VcpuRunner::VcpuRunner(const kvm::VcpuFd& vcpu, uint32_t index, const devices::Bus& pio,
-                       const devices::Bus& mmio, ExitHandler on_exit)
-    : vcpu_(vcpu), index_(index), pio_(pio), mmio_(mmio),
+                       const devices::Bus& mmio, ExitHandler on_exit, CpuList cpus)
+    : vcpu_(vcpu), index_(index), cpus_(std::move(cpus)), pio_(pio), mmio_(mmio),
       on_exit_(std::move(on_exit)) {}
 
 VcpuRunner::~VcpuRunner() {
@@ -67,6 +67,7 @@ void VcpuRunner::join() {
 }
 
 void VcpuRunner::thread_main() {
+  (void)pin_thread(pthread_self(), cpus_);  // the CLI checked that these CPUs are allowed
   // Only this thread takes the kick signal; the process blocks it elsewhere.
   sigset_t kick;
   sigemptyset(&kick);

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <thread>
 
+#include "base/cpu_set.h"
 #include "devices/bus.h"
 #include "kvm/vcpu_fd.h"
 #include "vmm/vm_exit.h"
@@ -26,8 +27,9 @@ class VcpuRunner final {
   // Installs the no-op handler for kick_signal(); call once per process before start().
   static void install_kick_handler();
 
+  // `cpus`: host CPUs the vCPU thread may run on (empty: anywhere; validated by the caller).
   VcpuRunner(const kvm::VcpuFd& vcpu, uint32_t index, const devices::Bus& pio,
-             const devices::Bus& mmio, ExitHandler on_exit);
+             const devices::Bus& mmio, ExitHandler on_exit, CpuList cpus = {});
   VcpuRunner(const VcpuRunner&) = delete;
   VcpuRunner& operator=(const VcpuRunner&) = delete;
   ~VcpuRunner();
@@ -48,6 +50,7 @@ class VcpuRunner final {
 
   const kvm::VcpuFd& vcpu_;  // owned by the Vm, outlives the runner
   uint32_t index_;
+  CpuList cpus_;
   const devices::Bus& pio_;
   const devices::Bus& mmio_;
   ExitHandler on_exit_;

@@ -321,7 +321,8 @@ Result<VmExit> Vm::run() {
 
   for (uint32_t i = 0; i < vcpu_fds_.size(); ++i) {
     vcpus_.push_back(std::make_unique<VcpuRunner>(vcpu_fds_[i], i, pio_bus_, mmio_bus_,
-                                                  [this](VmExit e) { request_exit(std::move(e)); }));
+                                                  [this](VmExit e) { request_exit(std::move(e)); },
+                                                  config_.vcpu_cpus));
     vcpus_.back()->start();
   }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "base/cpu_set.h"
 #include "memory/guest_memory.h"
 
 namespace kumo::vmm {
@@ -26,6 +27,10 @@ struct VmConfig {
   uint64_t memory_bytes = 128ull << 20;
   memory::Backend memory_backend = memory::Backend::kAnonymous;
   uint32_t vcpus = 1;
+  // Host CPUs for the vCPU threads and for everything else (device workers, main thread);
+  // empty: anywhere. Checked against the CPUs kumo may use.
+  CpuList vcpu_cpus;
+  CpuList io_cpus;
   ConsoleConfig console;
   OnReboot on_reboot = OnReboot::kExit;
   // Raw --disk / --net option strings, parsed by the devices (errors name the bad key).

@@ -31,6 +31,7 @@ class ChildProcess final {
   ChildProcess& operator=(const ChildProcess&) = delete;
 
   [[nodiscard]] bool running() const { return pid_ > 0; }
+  [[nodiscard]] pid_t pid() const { return pid_; }
   // Reads output until stdout contains `needle` `count` times (true) or `timeout_ms` passed
   // or both pipes closed (false).
   bool wait_for_stdout(const std::string& needle, int timeout_ms, size_t count = 1);

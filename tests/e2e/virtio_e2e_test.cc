@@ -8,6 +8,7 @@
 
 #include <grp.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,8 +17,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "process.h"
@@ -407,6 +410,53 @@ TEST_F(VirtioE2e, DiskServesTheGuestAgainAfterAReboot) {
                                  2);
   ASSERT_GE(boots.size(), 2u);
   for (size_t i = 0; i < 2; ++i) EXPECT_TRUE(has(boots[i], "blk_verify=ok")) << boots[i];
+}
+
+// --vcpu-cpus / --io-cpus: the vCPU thread runs where told, the device worker and the main
+// thread on the I/O CPUs (read back from /proc while the guest runs).
+std::map<std::string, std::string> cpus_of_threads(pid_t pid) {
+  std::map<std::string, std::string> out;  // thread name -> Cpus_allowed_list
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    std::ifstream status(task.path() / "status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("Cpus_allowed_list:", 0) == 0) {
+        out[name] = line.substr(line.find_first_not_of(" \t", 18));
+      }
+    }
+  }
+  return out;
+}
+
+TEST_F(VirtioE2e, ThreadsRunOnTheCpusGivenForVcpusAndIo) {
+  cpu_set_t allowed;
+  ASSERT_EQ(::sched_getaffinity(0, sizeof(allowed), &allowed), 0);
+  if (!CPU_ISSET(0, &allowed) || !CPU_ISSET(1, &allowed)) {
+    GTEST_SKIP() << "needs CPUs 0 and 1";
+  }
+  ChildProcess vm(guest_argv("workload=blk-bench rw=randread seconds=3",
+                             {"--disk", "path=" + raw_disk("d.raw"), "--vcpu-cpus", "0",
+                              "--io-cpus", "1"}));
+  std::map<std::string, std::string> threads;
+  for (int i = 0; i < 200 && !threads.count("virtio-blk"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    threads = cpus_of_threads(vm.pid());
+  }
+  EXPECT_EQ(threads["kumo-vcpu0"], "0");
+  EXPECT_EQ(threads["virtio-blk"], "1");
+  EXPECT_EQ(threads["kumo"], "1");  // the main thread
+  auto r = vm.finish(kVmTimeoutMs);
+  EXPECT_EQ(r.exit_status, 0) << r.err << r.out;
+}
+
+TEST_F(VirtioE2e, CpuListsThatAreMalformedOrUnavailableAreMisuse) {
+  expect_misuse(guest("workload=hello", {"--vcpu-cpus", "1-0"}), "--vcpu-cpus");
+  expect_misuse(guest("workload=hello", {"--io-cpus", "x"}), "--io-cpus");
+  expect_misuse(guest("workload=hello", {"--io-cpus", "1023"}), "not available");
 }
 
 // --- virtio-net -------------------------------------------------------------------------
