@@ -52,12 +52,12 @@ Status check_cpus_allowed(const CpuList& cpus, std::string_view option) {
   if (::sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
     return host_error("sched_getaffinity");
   }
-  CpuList mine;
-  for (unsigned c = 0; c <= kMaxCpu; ++c) {
-    if (CPU_ISSET(c, &allowed)) mine.push_back(c);
-  }
   for (unsigned c : cpus) {
-    if (!std::binary_search(mine.begin(), mine.end(), c)) {
+    if (!CPU_ISSET(c, &allowed)) {
+      CpuList mine;
+      for (unsigned m = 0; m <= kMaxCpu; ++m) {
+        if (CPU_ISSET(m, &allowed)) mine.push_back(m);
+      }
       return invalid_input("{}: CPU {} is not available to kumo (allowed: {})", option, c,
                            format_cpu_list(mine));
     }

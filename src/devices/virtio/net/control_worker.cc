@@ -35,14 +35,20 @@ void ControlWorker::stop() {
   }
 }
 
+void ControlWorker::broken() {
+  broken_ = true;
+  ctx_.interrupt->set_needs_reset();
+  (void)loop_->modify(ctx_.queues[index_]->notify_fd, 0);
+}
+
 void ControlWorker::process() {
   vio::SplitQueue& q = ctx_.queues[index_]->queue;
   bool used = false;
   while (!broken_) {
     auto popped = q.pop();
     if (!popped) {
-      broken_ = true;
-      break;
+      broken();
+      return;
     }
     if (!*popped) {
       break;
@@ -53,27 +59,21 @@ void ControlWorker::process() {
       auto cmd = parse_control_command(*ctx_.memory, chain);
       const uint8_t ack = cmd ? execute_(*cmd) : kCtrlErr;
       if (!vio::write_buffers(*ctx_.memory, chain.writable, 0, std::span(&ack, 1))) {
-        broken_ = true;
-        break;
+        broken();
+        return;
       }
       len = 1;
     }
     if (!q.add_used(chain.head, len)) {
-      broken_ = true;
-      break;
+      broken();
+      return;
     }
     used = true;
-  }
-  if (broken_) {
-    ctx_.interrupt->set_needs_reset();
-    (void)loop_->modify(ctx_.queues[index_]->notify_fd, 0);
-    return;
   }
   if (used) {
     auto notify = q.needs_interrupt();
     if (!notify) {
-      broken_ = true;
-      ctx_.interrupt->set_needs_reset();
+      broken();
     } else if (*notify) {
       ctx_.interrupt->signal_used(index_);
     }

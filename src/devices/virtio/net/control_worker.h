@@ -32,6 +32,8 @@ class ControlWorker final {
   ControlWorker(kumo::virtio::ActivateContext& context, uint16_t index, Execute execute)
       : ctx_(context), index_(index), execute_(std::move(execute)) {}
   void process();
+  // NEEDS_RESET, and the queue is no longer listened to.
+  void broken();
 
   kumo::virtio::ActivateContext& ctx_;
   uint16_t index_;

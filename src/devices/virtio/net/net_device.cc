@@ -113,9 +113,9 @@ Status VirtioNet::set_active_pairs(size_t pairs) {
     workers_.back()->stop();
     workers_.pop_back();
     active_pairs_.store(workers_.size());
-    KUMO_TRY(set_backend_enabled(workers_.size(), false));
   }
-  // Tap queues of pairs that never ran yet (after creation or a reset) are still attached.
+  // The tap queues of the pairs not in use: just stopped, or never run since creation or a
+  // reset (tap queues start attached).
   for (size_t k = pairs; k < backends_.size(); ++k) {
     KUMO_TRY(set_backend_enabled(k, false));
   }
