@@ -11,7 +11,7 @@ packages=(
   liburing-dev libseccomp-dev zlib1g-dev libzstd-dev libsqlite3-dev
   qemu-system-x86 qemu-utils fio linux-perf
   busybox-static cpio lz4 iproute2 util-linux python3 bc
-  linux-image-cloud-amd64
+  linux-image-cloud-amd64 linux-image-amd64 e2fsprogs kmod
 )
 missing=()
 for p in "${packages[@]}"; do
