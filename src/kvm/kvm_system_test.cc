@@ -1,4 +1,5 @@
 #include "kvm/kvm_system.h"
+#include "kvm/testing/require_kvm.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -6,7 +7,6 @@
 namespace kumo::kvm {
 namespace {
 
-bool have_kvm() { return ::access("/dev/kvm", R_OK | W_OK) == 0; }
 
 TEST(KvmSystem, MissingDeviceIsHostErrorNamingPath) {
   auto kvm = KvmSystem::open("/nonexistent/kvm");
@@ -16,7 +16,7 @@ TEST(KvmSystem, MissingDeviceIsHostErrorNamingPath) {
 }
 
 TEST(KvmSystem, OpensAndCreatesVmWithVcpu) {
-  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  KUMO_NEED_KVM();
   auto kvm = KvmSystem::open();
   ASSERT_TRUE(kvm) << kvm.error().to_string();
   EXPECT_GE(kvm->max_vcpus(), 1);

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <thread>
 
+#include "kvm/testing/require_kvm.h"
 #include "memory/guest_memory.h"
 #include "process.h"
 #include "tiny_elf.h"
@@ -22,7 +23,6 @@ namespace {
 const std::string kKumo = KUMO_BINARY;
 const std::string kTestGuest = KUMO_TEST_GUEST;
 
-bool have_kvm() { return ::access("/dev/kvm", R_OK | W_OK) == 0; }
 
 // 2 MiB pages of the host's hugetlb pool that are free and not promised to a mapping.
 uint64_t unreserved_huge_pages() { return memory::unreserved_huge_pages().value_or(0); }
@@ -66,17 +66,17 @@ TEST_F(KumoRun, UnknownOptionIsMisuse) { expect_misuse(kumo({"--kernel", "x", "-
 TEST_F(KumoRun, MissingKernelOptionIsMisuse) { expect_misuse(kumo({}), "--kernel"); }
 
 TEST_F(KumoRun, MissingKernelFileIsMisuse) {
-  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  KUMO_NEED_KVM();
   expect_misuse(kumo({"--kernel", path("nope")}), path("nope"));
 }
 
 TEST_F(KumoRun, DirectoryAsKernelIsMisuse) {
-  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  KUMO_NEED_KVM();
   expect_misuse(kumo({"--kernel", dir_.string()}), dir_.string());
 }
 
 TEST_F(KumoRun, WrongMagicIsMisuse) {
-  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  KUMO_NEED_KVM();
   std::ofstream(path("junk")) << std::string(8192, 'j');
   auto r = kumo({"--kernel", path("junk")});
   EXPECT_EQ(r.exit_status, 2) << r.err;
@@ -89,17 +89,17 @@ TEST_F(KumoRun, MalformedMemoryIsMisuse) {
 }
 
 TEST_F(KumoRun, MemoryTooSmallIsMisuse) {
-  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  KUMO_NEED_KVM();
   expect_misuse(kumo({"--kernel", tiny({0xeb, 0xfe}), "--memory", "1M"}), "--memory");
 }
 
 TEST_F(KumoRun, MemoryLargerThanHostIsMisuse) {
-  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  KUMO_NEED_KVM();
   expect_misuse(kumo({"--kernel", tiny({0xeb, 0xfe}), "--memory", "900T"}), "--memory");
 }
 
 TEST_F(KumoRun, TooManyCpusIsMisuse) {
-  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  KUMO_NEED_KVM();
   expect_misuse(kumo({"--kernel", tiny({0xeb, 0xfe}), "--cpus", "100000"}), "--cpus");
   expect_misuse(kumo({"--kernel", tiny({0xeb, 0xfe}), "--cpus", "0"}), "--cpus");
   expect_misuse(kumo({"--kernel", "k", "--cpus", "two"}), "--cpus");
@@ -110,7 +110,7 @@ TEST_F(KumoRun, BadConsoleIsMisuse) {
 }
 
 TEST_F(KumoRun, DebugExitValueBecomesExitStatus) {
-  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  KUMO_NEED_KVM();
   // mov dx,0x3f8; mov al,'K'; out dx,al; mov al,42; out 0xf4,al; jmp $
   auto r = kumo({"--kernel", tiny({0x66, 0xba, 0xf8, 0x03, 0xb0, 'K', 0xee, 0xb0, 42, 0xe6, 0xf4,
                                    0xeb, 0xfe})});
@@ -119,14 +119,14 @@ TEST_F(KumoRun, DebugExitValueBecomesExitStatus) {
 }
 
 TEST_F(KumoRun, TripleFaultStopsWithRegisterDump) {
-  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  KUMO_NEED_KVM();
   auto r = kumo({"--kernel", tiny({0x0f, 0x0b})});  // ud2 with no IDT
   EXPECT_EQ(r.exit_status, 1) << r.err;
   EXPECT_NE(r.err.find("rip="), std::string::npos) << r.err;
 }
 
 TEST_F(KumoRun, RebootRequestExitsWithOnRebootExit) {
-  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  KUMO_NEED_KVM();
   // mov al,0xfe; out 0x64,al; jmp $
   auto r = kumo({"--kernel", tiny({0xb0, 0xfe, 0xe6, 0x64, 0xeb, 0xfe}), "--on-reboot", "exit"});
   EXPECT_EQ(r.exit_status, 0) << r.err;
@@ -134,7 +134,7 @@ TEST_F(KumoRun, RebootRequestExitsWithOnRebootExit) {
 }
 
 TEST_F(KumoRun, RebootRequestRestartsWithOnRebootRestart) {
-  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  KUMO_NEED_KVM();
   // mov dx,0x3f8; mov al,'B'; out dx,al; mov al,0xfe; out 0x64,al; cli; hlt; jmp .-1
   auto r = kumo({"--kernel", tiny({0x66, 0xba, 0xf8, 0x03, 0xb0, 'B', 0xee, 0xb0, 0xfe, 0xe6,
                                    0x64, 0xfa, 0xf4, 0xeb, 0xfd}),
@@ -158,7 +158,7 @@ const std::vector<uint8_t> kRebootUntilRamIsNotZeroed = {
 class RestartZeroesRam : public KumoRun, public ::testing::WithParamInterface<std::string> {};
 
 TEST_P(RestartZeroesRam, WithEveryMemoryBackend) {
-  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  KUMO_NEED_KVM();
   if (GetParam() == "hugetlb" && unreserved_huge_pages() < 8) {
     GTEST_SKIP() << "fewer than 8 free 2 MiB hugetlb pages (sysctl vm.nr_hugepages)";
   }
@@ -181,7 +181,7 @@ TEST_F(KumoRun, UnknownMemoryBackendIsMisuse) {
 }
 
 TEST_F(KumoRun, HugetlbBeyondThePoolIsMisuse) {
-  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  KUMO_NEED_KVM();
   const uint64_t mib = std::max<uint64_t>(16, (unreserved_huge_pages() + 1) * 2);
   if (mib > 4096) GTEST_SKIP() << "hugetlb pool too large to exceed in a test";
   expect_misuse(kumo({"--kernel", tiny({0xeb, 0xfe}), "--memory", std::to_string(mib) + "M",
@@ -195,7 +195,7 @@ TEST_F(KumoRun, HugetlbWithPartialHugePageIsMisuse) {
 }
 
 TEST_F(KumoRun, SigtermTearsDownCleanly) {
-  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  KUMO_NEED_KVM();
   auto r = kumo({"--kernel", tiny({0xeb, 0xfe}), "--cpus", "2"}, 20000, 500, SIGTERM);
   EXPECT_FALSE(r.timed_out);
   EXPECT_EQ(r.exit_status, 128 + SIGTERM) << r.err;
@@ -203,7 +203,7 @@ TEST_F(KumoRun, SigtermTearsDownCleanly) {
 }
 
 TEST_F(KumoRun, FileConsoleReceivesOutput) {
-  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  KUMO_NEED_KVM();
   auto r = kumo({"--kernel", tiny({0x66, 0xba, 0xf8, 0x03, 0xb0, 'F', 0xee, 0xb0, 0, 0xe6, 0xf4,
                                    0xeb, 0xfe}),
                  "--console", "file:" + path("console.log")});
@@ -214,7 +214,7 @@ TEST_F(KumoRun, FileConsoleReceivesOutput) {
 }
 
 TEST_F(KumoRun, SocketConsoleServesAConnectedClient) {
-  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  KUMO_NEED_KVM();
   const std::string sock = path("console.sock");
   // Spin in a loop that prints 'S' forever, so the client sees output after connecting.
   // loop: mov dx,0x3f8; mov al,'S'; out dx,al; jmp loop
@@ -244,7 +244,7 @@ TEST_F(KumoRun, SocketConsoleServesAConnectedClient) {
 }
 
 TEST_F(KumoRun, KernelLargerThanMemoryIsMisuse) {
-  if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+  KUMO_NEED_KVM();
   // A PVH ELF whose segment is 64 MiB, booted with 16 MiB of RAM.
   auto r = kumo({"--kernel", tiny(std::vector<uint8_t>(64u << 20, 0x90)), "--memory", "16M"});
   EXPECT_EQ(r.exit_status, 2) << r.err;
@@ -257,7 +257,7 @@ class TestGuest : public KumoRun {
  protected:
   void SetUp() override {
     KumoRun::SetUp();
-    if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+    KUMO_NEED_KVM();
     if (!std::filesystem::exists(kTestGuest)) GTEST_SKIP() << kTestGuest << " not built";
   }
   ProcessResult workload(const std::string& cmdline, std::vector<std::string> extra = {}) {

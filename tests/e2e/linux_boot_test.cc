@@ -17,6 +17,7 @@
 #include <fstream>
 #include <regex>
 
+#include "kvm/testing/require_kvm.h"
 #include "process.h"
 
 namespace kumo::test {
@@ -54,9 +55,13 @@ class LinuxBoot : public ::testing::Test {
     }
     dir_ = fs::temp_directory_path() / ("kumo-linux-" + std::to_string(::getpid()));
     fs::create_directories(dir_ / "initramfs/bin");
+    fs::create_directories(dir_ / "initramfs/dev");
     fs::copy_file("/bin/busybox", dir_ / "initramfs/bin/busybox");
+    // The marker goes through /dev/kmsg (printk), which reaches the console whether or not the
+    // UART serves user space's tty writes.
     std::ofstream(dir_ / "initramfs/init")
-        << "#!/bin/busybox sh\n/bin/busybox echo KUMO_INITRAMFS_SHELL_REACHED\n"
+        << "#!/bin/busybox sh\n/bin/busybox mount -t devtmpfs dev /dev\n"
+           "/bin/busybox echo KUMO_INITRAMFS_SHELL_REACHED >/dev/kmsg\n"
            "/bin/busybox reboot -f\n";
     fs::permissions(dir_ / "initramfs/init", fs::perms::owner_all);
     initrd_ = dir_ / "initrd.img";
@@ -79,7 +84,7 @@ class LinuxBoot : public ::testing::Test {
     if (!dir_.empty()) fs::remove_all(dir_);
   }
   void SetUp() override {
-    if (::access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm not available";
+    KUMO_NEED_KVM();
     if (kernel_.empty()) GTEST_SKIP() << "no /boot/vmlinuz-*-cloud-amd64 (linux-image-cloud-amd64)";
     if (initrd_.empty()) GTEST_SKIP() << "could not build the busybox initramfs";
   }

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "kvm/testing/require_kvm.h"
 #include "process.h"
 
 namespace kumo::test {
@@ -34,7 +35,6 @@ const std::string kTapEcho = KUMO_TAP_ECHO;
 
 constexpr int kVmTimeoutMs = 60000;
 
-bool have_kvm() { return ::access("/dev/kvm", R_OK | W_OK) == 0; }
 
 std::optional<std::string> find_program(const std::vector<std::string>& candidates) {
   for (const std::string& c : candidates) {
@@ -151,7 +151,7 @@ bool has(const std::string& haystack, const std::string& needle) {
 class VirtioE2e : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!have_kvm()) GTEST_SKIP() << "/dev/kvm not available";
+    KUMO_NEED_KVM();
     if (!std::filesystem::exists(kTestGuest)) GTEST_SKIP() << kTestGuest << " not built";
     dir_ = std::filesystem::temp_directory_path() /
            ("kumo-virtio-e2e-" + std::to_string(::getpid()) + "-" +
