@@ -34,7 +34,9 @@ def host_summary():
         qemu = out.splitlines()[0].replace("QEMU emulator version ", "")
     except (OSError, subprocess.SubprocessError, IndexError):
         pass
-    return f"{os.cpu_count()} CPUs, kernel {platform.release()}, QEMU {qemu}"
+    where = (" on the L1 KVM test host (QEMU TCG emulating SVM: only the ratios mean anything)"
+             if os.environ.get("KUMO_TEST_HOST_L1") == "1" else "")
+    return f"{os.cpu_count()} CPUs, kernel {platform.release()}, QEMU {qemu}{where}"
 
 
 def code_block(lines):
