@@ -18,7 +18,7 @@ step() {  # step NAME COMMAND...: runs COMMAND, remembers NAME if it failed
   "$@" || failed_steps+=("$name")
 }
 
-kvm_tests_logged() { scripts/kvm-tests | tee build/kvm-tests.log; }
+kvm_tests_logged() { scripts/kvm-tests --time-limit 1800 | tee build/kvm-tests.log; }
 
 cmake --build build || exit 1
 

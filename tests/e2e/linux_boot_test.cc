@@ -92,7 +92,7 @@ class LinuxBoot : public ::testing::Test {
   void boot_and_check(const std::string& kernel) {
     auto r = run_process({kKumo, "run", "--kernel", kernel, "--initrd", initrd_, "--memory", "512M",
                           "--cmdline", "console=ttyS0 reboot=k panic=-1 quiet loglevel=8"},
-                         300000);
+                         120000);
     ASSERT_FALSE(r.timed_out) << r.out.substr(r.out.size() > 2000 ? r.out.size() - 2000 : 0);
     EXPECT_NE(r.out.find("Linux version"), std::string::npos) << r.out;
     // kumo's e820 map for 512 MiB, as the kernel prints it.
