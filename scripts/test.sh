@@ -13,9 +13,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 failed_steps=()
-step() {  # step NAME COMMAND...: runs COMMAND, remembers NAME if it failed
-  local name=$1; shift
+step() {  # step NAME COMMAND...: runs COMMAND, remembers NAME if it failed, says how long it took
+  local name=$1 start=$SECONDS; shift
   "$@" || failed_steps+=("$name")
+  echo "test.sh: $name took $((SECONDS - start)) s"
 }
 
 kvm_tests_logged() { scripts/kvm-tests --time-limit 1800 | tee build/kvm-tests.log; }
