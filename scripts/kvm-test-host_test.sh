@@ -93,6 +93,31 @@ case_misuse_and_missing_parts_are_one_line() {
   check "nothing is left behind" nothing_left
 }
 
+case_kvm_tests_retries_failures_and_names_flaky_ones() {
+  # A CTest project with one test that passes, one that fails once, one that always fails.
+  mkdir -p "$scratch/project"
+  cat >"$scratch/project/CMakeLists.txt" <<EOF
+cmake_minimum_required(VERSION 3.20)
+project(t NONE)
+enable_testing()
+add_test(NAME steady COMMAND true)
+add_test(NAME flaky COMMAND sh -c "test -f $scratch/ran || { touch $scratch/ran; exit 1; }")
+add_test(NAME broken COMMAND false)
+add_test(NAME not_kvm COMMAND false)
+set_tests_properties(steady flaky broken PROPERTIES LABELS kvm)
+EOF
+  cmake -S "$scratch/project" -B "$scratch/build" >/dev/null
+  out=$("$here/kvm-tests" --build "$scratch/build" -- --mode l1 --memory 2048 --hugepages 8 \
+        --scratch-size 1G --share "$scratch" 2>&1)
+  status=$?
+  check "a test that always fails fails the run" test "$status" -eq 1
+  check "the flaky test is named" has "$out" "kvm-tests: FLAKY flaky: Failed, then passed on a fresh host"
+  check "the broken test is named" has "$out" "kvm-tests: broken: Failed"
+  check "only the kvm label ran" test "$(grep -c not_kvm <<<"$out")" -eq 0
+  check "the count" has "$out" "kvm tests: 2 passed, 1 failed"
+  check "nothing is left behind" nothing_left
+}
+
 [[ $(type -t "case_${1:-}") == function ]] || { echo "usage: $0 CASE"; exit 2; }
 "case_$1"
 echo "$1: $((failures == 0 ? 1 : 0)) passed, $((failures > 0 ? 1 : 0)) failed"
