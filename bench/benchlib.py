@@ -35,7 +35,7 @@ def host_summary():
     except (OSError, subprocess.SubprocessError, IndexError):
         pass
     where = (" on the L1 KVM test host (QEMU TCG emulating SVM: only the ratios mean anything)"
-             if os.environ.get("KUMO_TEST_HOST_L1") == "1" else "")
+             if on_test_host() else "")
     return f"{os.cpu_count()} CPUs, kernel {platform.release()}, QEMU {qemu}{where}"
 
 
@@ -195,7 +195,13 @@ def common_args(ap):
 def reproduce_command(script, argv):
     """The command line to put in the docs: the script with the options it was run with."""
     argv = [a for a in argv if a not in ("-v", "--verbose")]
-    return " ".join([f"bench/{script}"] + [shlex.quote(a) for a in argv])
+    prefix = ["scripts/kvm-test-host"] if on_test_host() else []
+    return " ".join(prefix + [f"bench/{script}"] + [shlex.quote(a) for a in argv])
+
+
+def on_test_host():
+    """True inside the L1 KVM test host (scripts/kvm-test-host): TCG figures, ratios only."""
+    return os.environ.get("KUMO_TEST_HOST_L1") == "1"
 
 
 def rotated(items, n):
