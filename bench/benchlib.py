@@ -48,7 +48,8 @@ def update_docs(key, title, command, body, path=DOCS):
 
     `body` is markdown (use code_block() for plain lines)."""
     text = open(path).read() if os.path.exists(path) else DOCS_HEADER
-    begin = f"<!-- {key}:begin (written by {command.split()[0]}; do not edit by hand) -->"
+    script = next(word for word in command.split() if word.startswith("bench/"))
+    begin = f"<!-- {key}:begin (written by {script}; do not edit by hand) -->"
     end = f"<!-- {key}:end -->"
     section = (f"{begin}\n## {title}\n\nReproduce: `{command}` (measured "
                f"{time.strftime('%Y-%m-%d')}, {host_summary()}; noisy shared host)\n\n"
