@@ -26,7 +26,7 @@ cmake --build build || exit 1
 kvm_where=$(scripts/kvm-test-host --print-mode)
 if [[ $kvm_where == local ]]; then
   step "ctest" env KUMO_REQUIRE_KVM=1 ctest --test-dir build --output-on-failure --timeout 600 -j"$jobs" "$@"
-  kvm_summary="kvm: $(ctest --test-dir build -N -L kvm | grep -o '[0-9]* *$' | tail -1 | tr -d ' ') tests ran with KVM on this machine's /dev/kvm"
+  kvm_summary="kvm: $(ctest --test-dir build -N -L kvm | sed -n 's/^Total Tests: //p') tests ran with KVM on this machine's /dev/kvm"
 else
   step "ctest (no kvm)" ctest --test-dir build -LE kvm --output-on-failure --timeout 600 -j"$jobs" "$@"
   step "kvm tests" kvm_tests_logged

@@ -2,11 +2,9 @@
 #include "kvm/testing/require_kvm.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 namespace kumo::kvm {
 namespace {
-
 
 TEST(KvmSystem, MissingDeviceIsHostErrorNamingPath) {
   auto kvm = KvmSystem::open("/nonexistent/kvm");
